@@ -1,0 +1,96 @@
+package iotflow
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the persistence contract that every storage backend fulfils.
+// It holds no business rules: callers validate input, generate and hash
+// secrets and decide what is online. Every method honours ctx's deadline.
+//
+// Times go in and come out in UTC with microsecond precision; callers
+// truncate them with Truncate before storing so that every backend returns
+// exactly what it was given. A backend that cannot reach its database
+// returns an error with code EUNAVAILABLE.
+type Store interface {
+	// CreateDevice inserts d and its first API key in one transaction. It
+	// sets d.ID, key.ID and key.DeviceID; d.CreatedAt, d.UpdatedAt and
+	// key.CreatedAt are stored as given. Returns ECONFLICT when a device of
+	// that name exists (names compare exactly, case-sensitively).
+	CreateDevice(ctx context.Context, d *Device, key *APIKey) error
+
+	// Device returns the device with the given id, or ENOTFOUND.
+	Device(ctx context.Context, id int64) (*Device, error)
+
+	// DeviceByName returns the device with exactly that name, or ENOTFOUND.
+	DeviceByName(ctx context.Context, name string) (*Device, error)
+
+	// DeviceByKeyHash returns the key whose Hash equals hash, whatever its
+	// state, and its device; ENOTFOUND when no key has that hash.
+	DeviceByKeyHash(ctx context.Context, hash string) (*Device, *APIKey, error)
+
+	// ListDevices returns one page of the devices that match f, newest
+	// (CreatedAt, then ID) first, and the number of devices that match f in
+	// all. Search matches a case-insensitive substring of the name; '%' and
+	// '_' in it are literal characters.
+	ListDevices(ctx context.Context, f DeviceFilter) ([]*Device, int64, error)
+
+	// UpdateDevice applies the non-nil fields of u and sets UpdatedAt to
+	// updatedAt. Returns the updated device, ENOTFOUND, or ECONFLICT when the
+	// new name is taken by another device.
+	UpdateDevice(ctx context.Context, id int64, u DeviceUpdate, updatedAt time.Time) (*Device, error)
+
+	// DeleteDevice deletes the device with its keys and readings and returns
+	// it as it was; ENOTFOUND when there is none.
+	DeleteDevice(ctx context.Context, id int64) (*Device, error)
+
+	// TouchDevices records when devices were last seen: for each id, LastSeen
+	// becomes the later of its stored value and the given time. Unknown ids
+	// are ignored. One transaction for the whole map.
+	TouchDevices(ctx context.Context, seen map[int64]time.Time) error
+
+	// InsertReadings stores the readings in one transaction and sets their
+	// IDs, increasing as in the slice; it raises each device's
+	// TelemetryCount by its number of readings. Either all are stored or
+	// none; ENOTFOUND when a device does not exist.
+	InsertReadings(ctx context.Context, rs []*Reading) error
+
+	// ListReadings returns one page of the readings that match f, newest
+	// (Timestamp, then ID) first, with DeviceName filled in.
+	ListReadings(ctx context.Context, f ReadingFilter) ([]*Reading, error)
+
+	// CountReadings returns how many readings match f (Limit and Offset are
+	// ignored).
+	CountReadings(ctx context.Context, f ReadingFilter) (int64, error)
+
+	// ReadingStats summarises the readings of one device; zero values for an
+	// unknown device or one without readings.
+	ReadingStats(ctx context.Context, deviceID int64) (ReadingStats, error)
+
+	// Dashboard returns fleet-wide figures: devices by status, devices seen
+	// at or after onlineSince, all readings, readings with Timestamp at or
+	// after recentSince, and devices by type.
+	Dashboard(ctx context.Context, onlineSince, recentSince time.Time) (*DashboardStats, error)
+
+	// CreateAdminToken stores t and sets t.ID; ECONFLICT when its name is taken.
+	CreateAdminToken(ctx context.Context, t *AdminToken) error
+
+	// AdminTokenByHash returns the admin token with that hash, or ENOTFOUND.
+	AdminTokenByHash(ctx context.Context, hash string) (*AdminToken, error)
+
+	// CountAdminTokens returns the number of stored admin tokens.
+	CountAdminTokens(ctx context.Context) (int64, error)
+
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Truncate returns t in UTC with microsecond precision, the precision every
+// backend stores.
+func Truncate(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Microsecond)
+}

@@ -1,8 +1,11 @@
 package iotflow
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultDataType is the telemetry type when a device names none.
@@ -55,4 +58,64 @@ type DashboardStats struct {
 type TypeCount struct {
 	Type  string
 	Count int64
+}
+
+// ValidateReading checks what a device submits: data must be a JSON object,
+// metadata a JSON object or absent, and the data type at most
+// MaxDataTypeLen characters. It returns the metadata to store ({} when
+// absent) and the data type (DefaultDataType when empty).
+func ValidateReading(data, metadata json.RawMessage, dataType string) (json.RawMessage, string, error) {
+	if len(bytes.TrimSpace(data)) == 0 || bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		return nil, "", Errorf(EINVALID, "Validation error", "Field 'data' is required")
+	}
+	if !isObject(data) {
+		return nil, "", Errorf(EINVALID, "Validation error", "Field 'data' must be a JSON object")
+	}
+	if err := checkText("data", data); err != nil {
+		return nil, "", err
+	}
+	if t := bytes.TrimSpace(metadata); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		metadata = json.RawMessage("{}")
+	} else if !isObject(metadata) {
+		return nil, "", Errorf(EINVALID, "Validation error", "Field 'metadata' must be a JSON object")
+	} else if err := checkText("metadata", metadata); err != nil {
+		return nil, "", err
+	}
+	dataType = strings.TrimSpace(dataType)
+	if dataType == "" {
+		dataType = DefaultDataType
+	}
+	if err := checkLen("type", dataType, MaxDataTypeLen); err != nil {
+		return nil, "", err
+	}
+	return metadata, dataType, nil
+}
+
+func isObject(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) > 0 && t[0] == '{' && json.Valid(t)
+}
+
+// checkText rejects what not every backend can store: invalid UTF-8 and
+// the NUL character (PostgreSQL's jsonb refuses \u0000).
+func checkText(field string, raw json.RawMessage) error {
+	if !utf8.Valid(raw) {
+		return Errorf(EINVALID, "Validation error", "Field '%s' is not valid UTF-8", field)
+	}
+	for i := 0; ; {
+		j := bytes.Index(raw[i:], []byte(`\u0000`))
+		if j < 0 {
+			return nil
+		}
+		j += i
+		// The escape is real when an even number of backslashes precede it.
+		n := 0
+		for k := j - 1; k >= 0 && raw[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return Errorf(EINVALID, "Validation error", "Field '%s' contains the NUL character (\\u0000)", field)
+		}
+		i = j + 1
+	}
 }

@@ -1,0 +1,221 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+// InsertReadings stores the readings and raises the devices' telemetry
+// counters in one transaction.
+func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	counts := make(map[int64]int64)
+	for _, r := range rs {
+		// Checked here so that SQLite stores no more than PostgreSQL's jsonb accepts.
+		if !jsonObjectOrEmpty(r.Payload) || !jsonObjectOrEmpty(r.Metadata) {
+			return iotflow.Errorf(iotflow.EINVALID, "Invalid telemetry",
+				"Reading payload and metadata must be JSON objects")
+		}
+		counts[r.DeviceID]++
+	}
+	ids := make([]int64, len(rs))
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		const insert = `INSERT INTO telemetry_data (device_id, timestamp, received_at, data_type, payload, metadata)
+			VALUES (?, ?, ?, ?, ?, ?)
+			RETURNING id`
+		stmt, err := tx.PrepareContext(ctx, insert)
+		if err != nil {
+			return wrap("prepare insert telemetry", err)
+		}
+		defer stmt.Close()
+		for i, r := range rs {
+			err := stmt.QueryRowContext(ctx, r.DeviceID, micros(r.Timestamp), micros(r.ReceivedAt),
+				r.DataType, jsonText(r.Payload), jsonText(r.Metadata)).Scan(&ids[i])
+			if isForeignKey(err) {
+				return deviceNotFound(r.DeviceID)
+			} else if err != nil {
+				return wrap("insert telemetry", err)
+			}
+		}
+		const count = `UPDATE devices SET telemetry_count = telemetry_count + ? WHERE id = ?`
+		for _, id := range slices.Sorted(maps.Keys(counts)) {
+			res, err := tx.ExecContext(ctx, count, counts[id], id)
+			if err != nil {
+				return wrap("count telemetry", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return wrap("count telemetry", err)
+			} else if n != 1 {
+				return deviceNotFound(id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, r := range rs {
+		r.ID = ids[i]
+	}
+	return nil
+}
+
+// ListReadings returns one page of the readings that match f, newest first.
+func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*iotflow.Reading, error) {
+	where, args := readingWhere(f)
+	q := `SELECT t.id, t.device_id, t.timestamp, t.received_at, t.data_type, t.payload, t.metadata, d.name
+		FROM telemetry_data t JOIN devices d ON d.id = t.device_id` + where + `
+		ORDER BY t.timestamp DESC, t.id DESC
+		LIMIT ? OFFSET ?`
+	rows, err := s.reader.QueryContext(ctx, q, append(args, limit(f.Limit), max(f.Offset, 0))...)
+	if err != nil {
+		return nil, wrap("list telemetry", err)
+	}
+	defer rows.Close()
+	readings := make([]*iotflow.Reading, 0)
+	for rows.Next() {
+		var r iotflow.Reading
+		var ts, received int64
+		var payload, metadata string
+		err := rows.Scan(&r.ID, &r.DeviceID, &ts, &received, &r.DataType, &payload, &metadata, &r.DeviceName)
+		if err != nil {
+			return nil, wrap("scan telemetry", err)
+		}
+		r.Timestamp, r.ReceivedAt = fromMicros(ts), fromMicros(received)
+		r.Payload, r.Metadata = json.RawMessage(payload), json.RawMessage(metadata)
+		readings = append(readings, &r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list telemetry", err)
+	}
+	return readings, nil
+}
+
+// CountReadings returns how many readings match f. Without a data type or
+// time filter the answer comes from the devices' counters, not from a scan
+// of the telemetry.
+func (s *Store) CountReadings(ctx context.Context, f iotflow.ReadingFilter) (int64, error) {
+	var n int64
+	var err error
+	switch {
+	case f.DataType != "" || f.Since != nil:
+		where, args := readingWhere(f)
+		err = s.reader.QueryRowContext(ctx, `SELECT count(*) FROM telemetry_data t`+where, args...).Scan(&n)
+	case f.DeviceID != 0:
+		const q = `SELECT telemetry_count FROM devices WHERE id = ?`
+		err = s.reader.QueryRowContext(ctx, q, f.DeviceID).Scan(&n)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, nil
+		}
+	default:
+		const q = `SELECT coalesce(sum(telemetry_count), 0) FROM devices`
+		err = s.reader.QueryRowContext(ctx, q).Scan(&n)
+	}
+	if err != nil {
+		return 0, wrap("count telemetry", err)
+	}
+	return n, nil
+}
+
+// ReadingStats summarises the readings of one device.
+func (s *Store) ReadingStats(ctx context.Context, deviceID int64) (iotflow.ReadingStats, error) {
+	// Both subqueries walk the (device_id, timestamp) index from one end.
+	const q = `SELECT d.telemetry_count,
+			(SELECT timestamp FROM telemetry_data WHERE device_id = d.id ORDER BY timestamp ASC LIMIT 1),
+			(SELECT timestamp FROM telemetry_data WHERE device_id = d.id ORDER BY timestamp DESC LIMIT 1)
+		FROM devices d WHERE d.id = ?`
+	var st iotflow.ReadingStats
+	var first, latest sql.NullInt64
+	err := s.reader.QueryRowContext(ctx, q, deviceID).Scan(&st.Count, &first, &latest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return iotflow.ReadingStats{}, nil
+	} else if err != nil {
+		return iotflow.ReadingStats{}, wrap("reading stats", err)
+	}
+	st.First, st.Latest = fromNullMicros(first), fromNullMicros(latest)
+	return st, nil
+}
+
+// Dashboard returns the fleet-wide figures, all from one snapshot.
+func (s *Store) Dashboard(ctx context.Context, onlineSince, recentSince time.Time) (*iotflow.DashboardStats, error) {
+	st := iotflow.DashboardStats{DeviceTypes: make([]iotflow.TypeCount, 0)}
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		const devices = `SELECT count(*),
+				coalesce(sum(status = 'active'), 0),
+				coalesce(sum(status = 'inactive'), 0),
+				coalesce(sum(last_seen >= ?), 0),
+				coalesce(sum(telemetry_count), 0)
+			FROM devices`
+		err := tx.QueryRowContext(ctx, devices, micros(onlineSince)).Scan(&st.TotalDevices,
+			&st.ActiveDevices, &st.InactiveDevices, &st.OnlineDevices, &st.TotalReadings)
+		if err != nil {
+			return wrap("dashboard devices", err)
+		}
+		const recent = `SELECT count(*) FROM telemetry_data WHERE timestamp >= ?`
+		if err := tx.QueryRowContext(ctx, recent, micros(recentSince)).Scan(&st.RecentReadings); err != nil {
+			return wrap("dashboard recent telemetry", err)
+		}
+		const types = `SELECT device_type, count(*) FROM devices
+			GROUP BY device_type
+			ORDER BY count(*) DESC, device_type ASC`
+		rows, err := tx.QueryContext(ctx, types)
+		if err != nil {
+			return wrap("dashboard device types", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var tc iotflow.TypeCount
+			if err := rows.Scan(&tc.Type, &tc.Count); err != nil {
+				return wrap("scan device type", err)
+			}
+			st.DeviceTypes = append(st.DeviceTypes, tc)
+		}
+		return wrap("dashboard device types", rows.Err())
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// readingWhere builds the WHERE clause of f's filters over telemetry_data t.
+func readingWhere(f iotflow.ReadingFilter) (string, []any) {
+	var conds []string
+	var args []any
+	if f.DeviceID != 0 {
+		conds, args = append(conds, `t.device_id = ?`), append(args, f.DeviceID)
+	}
+	if f.DataType != "" {
+		conds, args = append(conds, `t.data_type = ?`), append(args, f.DataType)
+	}
+	if f.Since != nil {
+		conds, args = append(conds, `t.timestamp >= ?`), append(args, micros(*f.Since))
+	}
+	return whereClause(conds), args
+}
+
+// jsonObjectOrEmpty reports whether b is empty or holds a JSON object.
+func jsonObjectOrEmpty(b json.RawMessage) bool {
+	if len(b) == 0 {
+		return true
+	}
+	return json.Valid(b) && bytes.TrimLeft(b, " \t\r\n")[0] == '{'
+}
+
+// jsonText is the stored form of a JSON object; empty becomes {}.
+func jsonText(b json.RawMessage) string {
+	if len(b) == 0 {
+		return "{}"
+	}
+	return string(b)
+}

@@ -1,0 +1,50 @@
+// Package storetest is the conformance suite of iotflow.Store: every storage
+// backend runs RunStoreTests, so that all of them keep the contract written
+// in the Store interface's doc comments, not the quirks of one database.
+package storetest
+
+import (
+	"testing"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+// RunStoreTests runs the conformance suite. newStore must return a fresh,
+// empty, migrated store and register its own cleanup; each subtest calls it.
+func RunStoreTests(t *testing.T, newStore func(t *testing.T) iotflow.Store) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s iotflow.Store)
+	}{
+		{"CreateDevice", testCreateDevice},
+		{"CreateDeviceDuplicateName", testCreateDeviceDuplicateName},
+		{"CreateDeviceReusedKeyHash", testCreateDeviceReusedKeyHash},
+		{"DeviceNotFound", testDeviceNotFound},
+		{"DeviceByKeyHash", testDeviceByKeyHash},
+		{"ListDevices", testListDevices},
+		{"UpdateDevice", testUpdateDevice},
+		{"UpdateDeviceName", testUpdateDeviceName},
+		{"DeleteDevice", testDeleteDevice},
+		{"TouchDevices", testTouchDevices},
+		{"InsertReadings", testInsertReadings},
+		{"InsertReadingsUnknownDevice", testInsertReadingsUnknownDevice},
+		{"ListReadings", testListReadings},
+		{"CountReadings", testCountReadings},
+		{"ReadingStats", testReadingStats},
+		{"Dashboard", testDashboard},
+		{"DashboardEmpty", testDashboardEmpty},
+		{"AdminTokens", testAdminTokens},
+		{"CancelledContext", testCancelledContext},
+		{"ConcurrentInserts", testConcurrentInserts},
+		{"Ping", testPing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.run(t, newStore(t))
+		})
+	}
+}
+
+func testPing(t *testing.T, s iotflow.Store) {
+	ok(t, "Ping", s.Ping(t.Context()))
+}

@@ -1,0 +1,98 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMigrations(t *testing.T) {
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) == 0 || ms[0].version != 1 {
+		t.Fatalf("migrations start at %v, want version 1", ms)
+	}
+	for i, m := range ms {
+		if m.version != i+1 {
+			t.Errorf("migration %s has version %d, want %d: versions are consecutive", m.name, m.version, i+1)
+		}
+	}
+}
+
+// TestMigrateConcurrently starts several processes' worth of stores on one
+// schema at once: each version must be applied exactly once, without error.
+func TestMigrateConcurrently(t *testing.T) {
+	cfg := testConfig(t)
+	const n = 8
+	stores := make([]*Store, n)
+	for i := range stores {
+		stores[i] = openTest(t, cfg)
+	}
+
+	applied := make([][]int, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		wg.Go(func() { applied[i], errs[i] = s.Migrate(t.Context()) })
+	}
+	wg.Wait()
+
+	times := map[int]int{}
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("Migrate %d: %v", i, errs[i])
+		}
+		for _, v := range applied[i] {
+			times[v]++
+		}
+	}
+	ms, _ := migrations()
+	for _, m := range ms {
+		if times[m.version] != 1 {
+			t.Errorf("version %d applied %d times, want once", m.version, times[m.version])
+		}
+	}
+
+	rows, _ := stores[0].pool.Query(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	recorded, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recorded) != len(ms) {
+		t.Errorf("schema_migrations holds %v, want %d versions", recorded, len(ms))
+	}
+
+	again, err := stores[0].Migrate(t.Context())
+	if err != nil || len(again) != 0 {
+		t.Errorf("second Migrate = %v, %v; want nothing applied", again, err)
+	}
+}
+
+// TestMigrateSchemasIndependent checks that the lock is per schema: a run
+// holding another schema's lock does not block this one.
+func TestMigrateSchemasIndependent(t *testing.T) {
+	a := openTest(t, testConfig(t))
+	b := openTest(t, testConfig(t))
+	conn, err := a.pool.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(t.Context(), `SELECT pg_advisory_lock($1, hashtext(current_schema()))`, migrationLockClass); err != nil {
+		t.Fatal(err)
+	}
+	defer unlock(t.Context(), conn)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	applied, err := b.Migrate(ctx)
+	if err != nil || !slices.Contains(applied, 1) {
+		t.Fatalf("Migrate beside a locked schema = %v, %v", applied, err)
+	}
+}

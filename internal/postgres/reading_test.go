@@ -1,0 +1,235 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+// addDevice registers a device named name with a fresh key.
+func addDevice(t testing.TB, s *Store, name string) *iotflow.Device {
+	t.Helper()
+	now := iotflow.Truncate(time.Now())
+	_, hash, prefix, err := iotflow.NewSecret(iotflow.APIKeyPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &iotflow.Device{Name: name, DeviceType: "sensor", Status: iotflow.StatusActive, CreatedAt: now, UpdatedAt: now}
+	k := &iotflow.APIKey{Prefix: prefix, Hash: hash, Active: true, CreatedAt: now}
+	if err := s.CreateDevice(t.Context(), d, k); err != nil {
+		t.Fatalf("CreateDevice(%q): %v", name, err)
+	}
+	return d
+}
+
+func reading(deviceID int64, ts time.Time) *iotflow.Reading {
+	return &iotflow.Reading{DeviceID: deviceID, Timestamp: ts, ReceivedAt: ts, DataType: iotflow.DefaultDataType,
+		Payload: json.RawMessage(`{"t": 21.5}`), Metadata: json.RawMessage(`{}`)}
+}
+
+// countRows counts a device's readings the slow way.
+func countRows(t *testing.T, s *Store, deviceID int64) int64 {
+	t.Helper()
+	var n int64
+	err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM telemetry_data WHERE device_id = $1`, deviceID).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestInsertReadingsUnknownDeviceRollsBack(t *testing.T) {
+	s := newTestStore(t)
+	d := addDevice(t, s, "a")
+	now := iotflow.Truncate(time.Now())
+	rs := []*iotflow.Reading{reading(d.ID, now), reading(d.ID+1000, now), reading(d.ID, now)}
+	err := s.InsertReadings(t.Context(), rs)
+	if code := iotflow.ErrorCode(err); code != iotflow.ENOTFOUND {
+		t.Fatalf("InsertReadings: code %q (%v), want %q", code, err, iotflow.ENOTFOUND)
+	}
+	if rs[0].ID != 0 {
+		t.Errorf("a failed insert set ID %d", rs[0].ID)
+	}
+	got, _ := s.Device(t.Context(), d.ID)
+	if n := countRows(t, s, d.ID); n != 0 || got.TelemetryCount != 0 {
+		t.Errorf("after a failed insert: %d rows, TelemetryCount %d; want none", n, got.TelemetryCount)
+	}
+}
+
+// TestCountReadingsUsesCounters shows that unfiltered counts come from the
+// counters and filtered ones from the rows.
+func TestCountReadingsUsesCounters(t *testing.T) {
+	s := newTestStore(t)
+	d := addDevice(t, s, "a")
+	now := iotflow.Truncate(time.Now())
+	if err := s.InsertReadings(t.Context(), []*iotflow.Reading{reading(d.ID, now), reading(d.ID, now)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(t.Context(), `UPDATE devices SET telemetry_count = 1000 WHERE id = $1`, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, tt := range []struct {
+		f    iotflow.ReadingFilter
+		want int64
+	}{
+		{iotflow.ReadingFilter{}, 1000},
+		{iotflow.ReadingFilter{DeviceID: d.ID}, 1000},
+		{iotflow.ReadingFilter{DeviceID: d.ID + 1}, 0},
+		{iotflow.ReadingFilter{DeviceID: d.ID, DataType: iotflow.DefaultDataType}, 2},
+		{iotflow.ReadingFilter{Since: &now}, 2},
+	} {
+		if n, err := s.CountReadings(ctx, tt.f); err != nil || n != tt.want {
+			t.Errorf("CountReadings(%+v) = %d, %v; want %d", tt.f, n, err, tt.want)
+		}
+	}
+	if st, err := s.ReadingStats(ctx, d.ID); err != nil || st.Count != 1000 {
+		t.Errorf("ReadingStats = %+v, %v; want Count 1000", st, err)
+	}
+	if st, err := s.Dashboard(ctx, now, now); err != nil || st.TotalReadings != 1000 || st.RecentReadings != 2 {
+		t.Errorf("Dashboard = %+v, %v; want 1000 readings, 2 recent", st, err)
+	}
+}
+
+// TestConcurrentBatchesAndTouches runs batches that span devices in random
+// order alongside TouchDevices: no deadlock, and the counters match the rows.
+func TestConcurrentBatchesAndTouches(t *testing.T) {
+	s := newTestStore(t)
+	var devices []*iotflow.Device
+	for i := range 6 {
+		devices = append(devices, addDevice(t, s, fmt.Sprintf("d%d", i)))
+	}
+	const workers, batches, size = 8, 15, 20
+	base := iotflow.Truncate(time.Now())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, err)
+	}
+	for w := range workers {
+		wg.Go(func() {
+			for b := range batches {
+				var rs []*iotflow.Reading
+				seen := map[int64]time.Time{}
+				for i := range size {
+					d := devices[rand.IntN(len(devices))]
+					ts := base.Add(time.Duration(w*batches*size+b*size+i) * time.Millisecond)
+					rs = append(rs, reading(d.ID, ts))
+					seen[d.ID] = ts
+				}
+				if err := s.InsertReadings(t.Context(), rs); err != nil {
+					fail(fmt.Errorf("InsertReadings: %w", err))
+				}
+				for i := 1; i < len(rs); i++ {
+					if rs[i].ID <= rs[i-1].ID {
+						fail(fmt.Errorf("IDs %d then %d do not increase", rs[i-1].ID, rs[i].ID))
+						break
+					}
+				}
+				if err := s.TouchDevices(t.Context(), seen); err != nil {
+					fail(fmt.Errorf("TouchDevices: %w", err))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		t.Error(err)
+	}
+
+	var total int64
+	for _, d := range devices {
+		got, err := s.Device(t.Context(), d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := countRows(t, s, d.ID); got.TelemetryCount != n {
+			t.Errorf("device %d: TelemetryCount %d, %d rows", d.ID, got.TelemetryCount, n)
+		}
+		total += got.TelemetryCount
+	}
+	if total != workers*batches*size {
+		t.Errorf("%d readings counted, want %d", total, workers*batches*size)
+	}
+}
+
+// TestReadingJSON documents what JSONB does to payloads: the same object
+// comes back, though not byte for byte; \u0000 cannot be stored at all.
+func TestReadingJSON(t *testing.T) {
+	s := newTestStore(t)
+	d := addDevice(t, s, "a")
+	now := iotflow.Truncate(time.Now())
+	r := reading(d.ID, now)
+	r.Payload = json.RawMessage(`{"b":1,  "a":{"x":[1,2]},"s":"é%_"}`)
+	r.Metadata = nil
+	if err := s.InsertReadings(t.Context(), []*iotflow.Reading{r}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := s.ListReadings(t.Context(), iotflow.ReadingFilter{DeviceID: d.ID, Limit: 10})
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("ListReadings = %v, %v", rs, err)
+	}
+	var got, want any
+	json.Unmarshal(rs[0].Payload, &got)
+	json.Unmarshal(r.Payload, &want)
+	if fmt.Sprint(got) != fmt.Sprint(want) || string(rs[0].Metadata) != "{}" {
+		t.Errorf("payload %s metadata %s, want %s and {}", rs[0].Payload, rs[0].Metadata, r.Payload)
+	}
+
+	bad := reading(d.ID, now)
+	bad.Payload = json.RawMessage(`{"s":"\u0000"}`)
+	if err := s.InsertReadings(t.Context(), []*iotflow.Reading{bad}); iotflow.ErrorCode(err) != iotflow.EINVALID {
+		t.Errorf("InsertReadings with \\u0000: %v, want EINVALID", err)
+	}
+}
+
+func TestSearchIsLiteralAndUnicode(t *testing.T) {
+	s := newTestStore(t)
+	for _, name := range []string{"ÄPFEL-1", "100%_sure", "1000 sure", "plain"} {
+		addDevice(t, s, name)
+	}
+	for search, want := range map[string]int64{"äpf": 1, "%_": 1, "0%": 1, "_": 1, "SURE": 2, "x": 0} {
+		_, n, err := s.ListDevices(t.Context(), iotflow.DeviceFilter{Search: search, Limit: 10})
+		if err != nil || n != want {
+			t.Errorf("ListDevices(Search %q) matched %d, %v; want %d", search, n, err, want)
+		}
+	}
+}
+
+func TestCancelledContext(t *testing.T) {
+	s := newTestStore(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := s.Device(ctx, 1); iotflow.ErrorCode(err) == iotflow.EUNAVAILABLE || err == nil {
+		t.Errorf("Device with a cancelled context: %v", err)
+	}
+	if _, err := s.Migrate(ctx); err == nil {
+		t.Error("Migrate with a cancelled context succeeded")
+	}
+}
+
+func BenchmarkInsertReadings(b *testing.B) {
+	s := newTestStore(b)
+	devices := []*iotflow.Device{addDevice(b, s, "a"), addDevice(b, s, "b"), addDevice(b, s, "c")}
+	now := iotflow.Truncate(time.Now())
+	const size = 1000
+	for b.Loop() {
+		rs := make([]*iotflow.Reading, size)
+		for i := range rs {
+			rs[i] = reading(devices[i%len(devices)].ID, now.Add(time.Duration(i)*time.Microsecond))
+		}
+		if err := s.InsertReadings(b.Context(), rs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/reading")
+}

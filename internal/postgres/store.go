@@ -1,0 +1,146 @@
+// Package postgres implements iotflow.Store on PostgreSQL with pgx v5.
+//
+// All SQL uses unqualified table names, so a store lives in whatever schema
+// the connection's search_path selects; the migrations in migrations/*.sql
+// create its tables.
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+// Pool defaults applied when the connection string sets none.
+const (
+	defaultMaxConns       = 32
+	defaultConnectTimeout = 5 * time.Second
+)
+
+var _ iotflow.Store = (*Store)(nil)
+
+// Store is an iotflow.Store backed by a PostgreSQL connection pool.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to the database at connString (a postgres:// URL or a
+// key=value string), pings it once and returns the store. The pool holds at
+// most pool_max_conns connections (default 32) and gives up connecting after
+// connect_timeout (default 5 s).
+func Open(ctx context.Context, connString string) (*Store, error) {
+	cfg, err := parseConfig(connString)
+	if err != nil {
+		return nil, err
+	}
+	return openConfig(ctx, cfg)
+}
+
+// parseConfig parses connString and applies the store's pool defaults.
+func parseConfig(connString string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, fmt.Errorf("parse postgres connection string: %w", err)
+	}
+	// pgxpool.ParseConfig consumes pool_max_conns and fills in its own
+	// default (the number of CPUs), so ask the plain parser whether the
+	// string named one.
+	raw, err := pgconn.ParseConfig(connString)
+	if err != nil {
+		return nil, fmt.Errorf("parse postgres connection string: %w", err)
+	}
+	if _, ok := raw.RuntimeParams["pool_max_conns"]; !ok {
+		cfg.MaxConns = defaultMaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	return cfg, nil
+}
+
+// openConfig opens a pool with cfg and pings the database once.
+func openConfig(ctx context.Context, cfg *pgxpool.Config) (*Store, error) {
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, wrap(ctx, "open postgres pool", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, wrap(ctx, "ping postgres", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes every connection of the pool, waiting for those in use.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return wrap(ctx, "ping postgres", s.pool.Ping(ctx))
+}
+
+// text stores an optional string: NULL when empty.
+func text(s string) pgtype.Text {
+	return pgtype.Text{String: s, Valid: s != ""}
+}
+
+// textPtr is text for an optional update field: NULL (keep the old value)
+// when p is nil, otherwise the new value, where "" clears the column.
+func textPtr(p *string) pgtype.Text {
+	if p == nil {
+		return pgtype.Text{}
+	}
+	return pgtype.Text{String: *p, Valid: true}
+}
+
+// utcPtr returns t in UTC, or nil.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// where collects the conditions of a WHERE clause and their arguments.
+type where struct {
+	conds []string
+	args  []any
+}
+
+// add appends a condition whose %d stands for the number of arg's parameter.
+func (w *where) add(cond string, arg any) {
+	w.args = append(w.args, arg)
+	w.conds = append(w.conds, fmt.Sprintf(cond, len(w.args)))
+}
+
+// String returns the clause with a leading space, or "" without conditions.
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// next returns the number of the parameter after the last one added.
+func (w *where) next() int { return len(w.args) + 1 }
+
+// bound returns a LIMIT argument (nil, meaning no limit, when limit is not
+// positive) and a non-negative OFFSET.
+func bound(limit, offset int) (any, int) {
+	var l any
+	if limit > 0 {
+		l = limit
+	}
+	return l, max(offset, 0)
+}

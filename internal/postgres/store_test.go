@@ -1,0 +1,137 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+// testURL returns the database URL of the tests, or skips t when
+// IOTFLOW_TEST_POSTGRES_URL is not set.
+func testURL(t testing.TB) string {
+	t.Helper()
+	url := os.Getenv("IOTFLOW_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("IOTFLOW_TEST_POSTGRES_URL is not set; skipping PostgreSQL tests")
+	}
+	return url
+}
+
+// adminExec runs sql on a connection of its own; a database that cannot be
+// reached fails the test, since CI sets the URL only when it runs one.
+func adminExec(t testing.TB, url, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect to IOTFLOW_TEST_POSTGRES_URL: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// testConfig creates a fresh schema, dropped when t ends, and returns a pool
+// configuration whose search_path selects it.
+func testConfig(t testing.TB) *pgxpool.Config {
+	t.Helper()
+	url := testURL(t)
+	b := make([]byte, 8)
+	rand.Read(b)
+	schema := pgx.Identifier{"iotflow_test_" + hex.EncodeToString(b)}.Sanitize()
+	adminExec(t, url, "CREATE SCHEMA "+schema)
+	t.Cleanup(func() { adminExec(t, url, "DROP SCHEMA "+schema+" CASCADE") })
+
+	cfg, err := parseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	return cfg
+}
+
+// openTest opens a store with cfg, closed when t ends (before its schema is
+// dropped, as cleanups run last-in first-out).
+func openTest(t testing.TB, cfg *pgxpool.Config) *Store {
+	t.Helper()
+	s, err := openConfig(t.Context(), cfg.Copy())
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// newTestStore returns an empty migrated store in a schema of its own.
+func newTestStore(t testing.TB) *Store {
+	t.Helper()
+	s := openTest(t, testConfig(t))
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return s
+}
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		conn     string
+		maxConns int32
+		timeout  time.Duration
+	}{
+		{"postgres://u@localhost/db", 32, 5 * time.Second},
+		{"postgres://u@localhost/db?pool_max_conns=7&connect_timeout=9", 7, 9 * time.Second},
+		{"host=localhost user=u dbname=db", 32, 5 * time.Second},
+		{"host=localhost user=u dbname=db pool_max_conns=3", 3, 5 * time.Second},
+	}
+	for _, tt := range tests {
+		cfg, err := parseConfig(tt.conn)
+		if err != nil {
+			t.Fatalf("parseConfig(%q): %v", tt.conn, err)
+		}
+		if cfg.MaxConns != tt.maxConns || cfg.ConnConfig.ConnectTimeout != tt.timeout {
+			t.Errorf("parseConfig(%q): MaxConns %d, ConnectTimeout %v; want %d, %v",
+				tt.conn, cfg.MaxConns, cfg.ConnConfig.ConnectTimeout, tt.maxConns, tt.timeout)
+		}
+	}
+	if _, err := parseConfig("postgres://u@localhost/db?pool_max_conns=x"); err == nil {
+		t.Error("parseConfig accepted pool_max_conns=x")
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	// Nothing listens on port 1.
+	_, err := Open(t.Context(), "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+	if code := iotflow.ErrorCode(err); code != iotflow.EUNAVAILABLE {
+		t.Fatalf("Open: code %q (%v), want %q", code, err, iotflow.EUNAVAILABLE)
+	}
+	var connectErr *pgconn.ConnectError
+	if !errors.As(err, &connectErr) {
+		t.Errorf("Open: error %v does not keep its *pgconn.ConnectError", err)
+	}
+}
+
+func TestOpenPing(t *testing.T) {
+	s, err := Open(t.Context(), testURL(t))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+	if got := s.pool.Config().MaxConns; got != defaultMaxConns {
+		t.Errorf("MaxConns = %d, want %d", got, defaultMaxConns)
+	}
+}

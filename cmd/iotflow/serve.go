@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/iotflow/iotflow/internal/config"
+	"github.com/iotflow/iotflow/internal/fleet"
+	"github.com/iotflow/iotflow/internal/httpapi"
+	"github.com/iotflow/iotflow/internal/logging"
+)
+
+func serveUsage() string {
+	var b strings.Builder
+	b.WriteString("Usage: iotflow serve\n\nRuns the HTTP service. Configuration (environment or ./.env):\n\n")
+	for _, s := range config.Settings {
+		def := s.Default
+		if def == "" {
+			def = "(unset)"
+		}
+		fmt.Fprintf(&b, "  %-28s default %s\n      %s\n", s.Name, def, s.Usage)
+	}
+	return b.String()
+}
+
+func runServe(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	if err := parseFlags(fs, e, args, serveUsage()); err != nil {
+		return helpOK(err)
+	}
+	cfg, err := loadConfig(e)
+	if err != nil {
+		return err
+	}
+	log, closeLog, err := logging.New(e.stdout, logging.Options{Level: cfg.LogLevel, Format: cfg.LogFormat, File: cfg.LogFile})
+	if err != nil {
+		return fmt.Errorf("invalid LOG_FILE: %w", err)
+	}
+	defer closeLog.Close()
+
+	db, desc, applied, err := openDatabase(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log.Info("database ready", "storage", desc, "migrations_applied", applied)
+
+	svc := fleet.New(db, fleet.Options{OnlineTimeout: cfg.OnlineTimeout, StaticAdminToken: cfg.AdminToken, Logger: log})
+	token, err := svc.EnsureAdminToken(ctx)
+	if err != nil {
+		return fmt.Errorf("create the initial admin token: %w", err)
+	}
+	if token != "" {
+		// Printed, never logged: the log file must not hold secrets.
+		fmt.Fprintf(e.stdout, "\nNo admin token existed, so one was created. It is shown only this once:\n\n    %s\n\n"+
+			"Use it as 'Authorization: Bearer <token>' on /api/v1/admin/*. Mint more with 'iotflow admin create-token'.\n\n", token)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s (HOST, PORT): %w", cfg.Addr(), err)
+	}
+	srv := &http.Server{
+		Handler: httpapi.NewHandler(httpapi.Deps{
+			Service: svc, Logger: log, Version: version, RequestTimeout: cfg.RequestTimeout, Started: time.Now(),
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		svc.RunFlusher(flushCtx, cfg.LastSeenFlush)
+	}()
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(e.stdout, "IoTFlow %s listening on http://%s (storage: %s)\n", version, ln.Addr(), desc)
+	log.Info("listening", "addr", ln.Addr().String(), "version", version)
+
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		err = srv.Shutdown(sctx)
+		cancel()
+	}
+	stopFlush()
+	<-flushed
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	log.Info("stopped")
+	return err
+}

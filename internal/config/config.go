@@ -1,0 +1,137 @@
+// Package config loads IoTFlow's settings from the environment and an
+// optional .env file, validates them, and describes them for the README.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+)
+
+// Config is every setting of the service. Load fills it; the zero value is
+// not meant to be used.
+type Config struct {
+	// DatabaseURL is a postgres:// URL; empty selects the embedded SQLite database.
+	DatabaseURL string
+	DataDir     string
+
+	Host string
+	Port int
+
+	SecretKey string
+	Debug     bool
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
+	LogFile   string // "" disables the file log
+
+	RateLimitPerMinute int
+	RedisURL           string
+
+	OnlineTimeout   time.Duration
+	AdminToken      string
+	LastSeenFlush   time.Duration
+	ShutdownTimeout time.Duration
+	RequestTimeout  time.Duration
+}
+
+// Addr is the listen address.
+func (c *Config) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+
+// SQLitePath is the embedded database file.
+func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "iotflow.db") }
+
+// UsesPostgres reports whether PostgreSQL is configured.
+func (c *Config) UsesPostgres() bool { return c.DatabaseURL != "" }
+
+// Setting describes one environment variable; Settings is the single source
+// of truth for names, defaults and meaning (the README's table is checked
+// against it by a test).
+type Setting struct {
+	Name    string
+	Default string
+	Usage   string
+}
+
+// Settings lists every variable Load reads.
+var Settings = []Setting{
+	{"DATABASE_URL", "", "PostgreSQL URL (postgres://user:pass@host:5432/db). Unset: the embedded SQLite database."},
+	{"DB_HOST", "", "PostgreSQL host; used with DB_PORT, DB_NAME, DB_USER, DB_PASSWORD when DATABASE_URL is unset."},
+	{"DB_PORT", "5432", "PostgreSQL port."},
+	{"DB_NAME", "iotflow", "PostgreSQL database name."},
+	{"DB_USER", "iotflow", "PostgreSQL user."},
+	{"DB_PASSWORD", "", "PostgreSQL password."},
+	{"IOTFLOW_DATA_DIR", "./data", "Directory of the embedded database (iotflow.db)."},
+	{"HOST", "0.0.0.0", "Listen address."},
+	{"PORT", "5000", "Listen port (0 picks a free port)."},
+	{"SECRET_KEY", "", "Accepted for compatibility with the reference service; IoTFlow keeps no sessions and does not use it."},
+	{"DEBUG", "false", "true makes DEBUG the default log level."},
+	{"LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."},
+	{"LOG_FORMAT", "text", "text or json."},
+	{"LOG_FILE", "logs/iotflow.log", "Log file, rotated at 10 MB keeping 5 backups; `off` disables it."},
+	{"RATE_LIMIT_PER_MINUTE", "60", "Requests per minute per device (validated; enforcement arrives with the rate-limiting work)."},
+	{"REDIS_URL", "", "redis:// URL (validated; used by the shared rate limiter)."},
+	{"IOTFLOW_ONLINE_TIMEOUT", "300s", "A device is online when seen within this long (seconds or a Go duration)."},
+	{"IOTFLOW_ADMIN_TOKEN", "", "Static admin bearer token (at least 16 characters), accepted beside tokens minted by `iotflow admin create-token`."},
+	{"IOTFLOW_LAST_SEEN_FLUSH", "5s", "How often last_seen times kept in memory are written to the database."},
+	{"IOTFLOW_SHUTDOWN_TIMEOUT", "10s", "How long shutdown waits for requests in flight."},
+	{"IOTFLOW_REQUEST_TIMEOUT", "10s", "Deadline of the database work of one request."},
+}
+
+// ReadDotEnv reads the .env file at path into a map; a missing file gives
+// an empty map.
+func ReadDotEnv(path string) (map[string]string, error) {
+	m, err := godotenv.Read(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// Load builds the Config from getenv, falling back to dotenv for variables
+// the environment leaves empty, and validates it. Errors name the variable.
+func Load(getenv func(string) string, dotenv map[string]string) (*Config, error) {
+	l := loader{get: func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return strings.TrimSpace(dotenv[name])
+	}}
+	c := &Config{
+		DatabaseURL:        l.databaseURL(),
+		DataDir:            l.str("IOTFLOW_DATA_DIR"),
+		Host:               l.str("HOST"),
+		Port:               l.intRange("PORT", 0, 65535),
+		SecretKey:          l.str("SECRET_KEY"),
+		Debug:              l.boolean("DEBUG"),
+		LogFormat:          l.oneOf("LOG_FORMAT", "text", "json"),
+		LogFile:            l.str("LOG_FILE"),
+		RateLimitPerMinute: l.intRange("RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
+		RedisURL:           l.redisURL(),
+		OnlineTimeout:      l.duration("IOTFLOW_ONLINE_TIMEOUT"),
+		AdminToken:         l.str("IOTFLOW_ADMIN_TOKEN"),
+		LastSeenFlush:      l.duration("IOTFLOW_LAST_SEEN_FLUSH"),
+		ShutdownTimeout:    l.duration("IOTFLOW_SHUTDOWN_TIMEOUT"),
+		RequestTimeout:     l.duration("IOTFLOW_REQUEST_TIMEOUT"),
+	}
+	c.LogLevel = l.level(c.Debug)
+	if strings.EqualFold(c.LogFile, "off") {
+		c.LogFile = ""
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		l.fail("IOTFLOW_ADMIN_TOKEN", "must be at least 16 characters")
+	}
+	if l.err != nil {
+		return nil, l.err
+	}
+	return c, nil
+}

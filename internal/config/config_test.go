@@ -1,0 +1,142 @@
+package config
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mapEnv(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(mapEnv(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Host != "0.0.0.0" || c.Port != 5000 || c.Addr() != "0.0.0.0:5000" {
+		t.Errorf("listen = %s:%d", c.Host, c.Port)
+	}
+	if c.UsesPostgres() || c.SQLitePath() != filepath.Join("data", "iotflow.db") {
+		t.Errorf("storage = %q %q", c.DatabaseURL, c.SQLitePath())
+	}
+	if c.LogLevel != slog.LevelInfo || c.LogFile != "logs/iotflow.log" || c.LogFormat != "text" {
+		t.Errorf("logging = %v %q %q", c.LogLevel, c.LogFile, c.LogFormat)
+	}
+	if c.OnlineTimeout != 300*time.Second || c.RateLimitPerMinute != 60 || c.LastSeenFlush != 5*time.Second {
+		t.Errorf("timeouts = %v %d %v", c.OnlineTimeout, c.RateLimitPerMinute, c.LastSeenFlush)
+	}
+}
+
+func TestLoadValues(t *testing.T) {
+	c, err := Load(mapEnv(map[string]string{
+		"PORT": "8080", "HOST": "127.0.0.1", "LOG_LEVEL": "warning", "LOG_FILE": "off",
+		"IOTFLOW_ONLINE_TIMEOUT": "60", "IOTFLOW_DATA_DIR": "/var/lib/iotflow", "DEBUG": "true",
+		"LOG_FORMAT": "JSON", "REDIS_URL": "redis://localhost:6379/0",
+	}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr() != "127.0.0.1:8080" || c.LogLevel != slog.LevelWarn || c.LogFile != "" || c.LogFormat != "json" {
+		t.Errorf("got %s %v %q %q", c.Addr(), c.LogLevel, c.LogFile, c.LogFormat)
+	}
+	if c.OnlineTimeout != time.Minute || c.SQLitePath() != "/var/lib/iotflow/iotflow.db" || !c.Debug {
+		t.Errorf("got %v %q %v", c.OnlineTimeout, c.SQLitePath(), c.Debug)
+	}
+}
+
+func TestDebugLowersDefaultLevel(t *testing.T) {
+	c, err := Load(mapEnv(map[string]string{"DEBUG": "1"}), nil)
+	if err != nil || c.LogLevel != slog.LevelDebug {
+		t.Fatalf("level %v err %v", c.LogLevel, err)
+	}
+}
+
+func TestDatabaseURLFromParts(t *testing.T) {
+	c, err := Load(mapEnv(map[string]string{
+		"DB_HOST": "db.example", "DB_PORT": "6543", "DB_NAME": "fleet", "DB_USER": "svc", "DB_PASSWORD": "p@ss word",
+	}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "postgres://svc:p%40ss%20word@db.example:6543/fleet"
+	if c.DatabaseURL != want || !c.UsesPostgres() {
+		t.Errorf("DatabaseURL = %q, want %q", c.DatabaseURL, want)
+	}
+	c, err = Load(mapEnv(map[string]string{"DATABASE_URL": "postgresql://u@h/db", "DB_HOST": "ignored"}), nil)
+	if err != nil || c.DatabaseURL != "postgresql://u@h/db" {
+		t.Errorf("DATABASE_URL should win: %q %v", c.DatabaseURL, err)
+	}
+}
+
+func TestInvalidValuesNameTheVariable(t *testing.T) {
+	for name, value := range map[string]string{
+		"PORT":                   "http",
+		"LOG_LEVEL":              "LOUD",
+		"LOG_FORMAT":             "xml",
+		"DEBUG":                  "maybe",
+		"RATE_LIMIT_PER_MINUTE":  "0",
+		"IOTFLOW_ONLINE_TIMEOUT": "soon",
+		"DATABASE_URL":           "mysql://localhost/db",
+		"REDIS_URL":              "http://localhost",
+		"IOTFLOW_ADMIN_TOKEN":    "short",
+		"DB_PORT":                "99999",
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := map[string]string{name: value}
+			if name == "DB_PORT" {
+				env["DB_HOST"] = "localhost"
+			}
+			_, err := Load(mapEnv(env), nil)
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("err = %v, want one naming %s", err, name)
+			}
+		})
+	}
+}
+
+func TestDotEnvFallbackAndEnvironmentWins(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".env")
+	if err := os.WriteFile(path, []byte("PORT=7000\nHOST=127.0.0.2\n# comment\nLOG_LEVEL=ERROR\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dotenv, err := ReadDotEnv(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(mapEnv(map[string]string{"PORT": "7001"}), dotenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 7001 || c.Host != "127.0.0.2" || c.LogLevel != slog.LevelError {
+		t.Errorf("got port %d host %s level %v", c.Port, c.Host, c.LogLevel)
+	}
+	if m, err := ReadDotEnv(filepath.Join(t.TempDir(), "missing")); err != nil || len(m) != 0 {
+		t.Errorf("missing .env: %v %v", m, err)
+	}
+}
+
+// TestReadmeListsEverySetting keeps the README's configuration table true.
+func TestReadmeListsEverySetting(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, s := range Settings {
+		row := "| `" + s.Name + "` |"
+		if !strings.Contains(readme, row) {
+			t.Errorf("README.md has no table row starting %q", row)
+			continue
+		}
+		line := readme[strings.Index(readme, row):]
+		line = line[:strings.Index(line, "\n")]
+		if s.Default != "" && !strings.Contains(line, "`"+s.Default+"`") {
+			t.Errorf("README row of %s does not give the default `%s`: %s", s.Name, s.Default, line)
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// loader reads typed values and keeps the first error, which names the variable.
+type loader struct {
+	get func(string) string
+	err error
+}
+
+func (l *loader) fail(name, format string, args ...any) {
+	if l.err == nil {
+		l.err = fmt.Errorf("invalid %s: %s", name, fmt.Sprintf(format, args...))
+	}
+}
+
+// str returns the variable's value or its default.
+func (l *loader) str(name string) string {
+	if v := l.get(name); v != "" {
+		return v
+	}
+	return defaultOf(name)
+}
+
+func defaultOf(name string) string {
+	for _, s := range Settings {
+		if s.Name == name {
+			return s.Default
+		}
+	}
+	panic("config: no setting named " + name)
+}
+
+func (l *loader) intRange(name string, min, max int) int {
+	v := l.str(name)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		l.fail(name, "%q is not a whole number from %d to %d", v, min, max)
+	}
+	return n
+}
+
+func (l *loader) boolean(name string) bool {
+	v := l.str(name)
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off":
+		return false
+	}
+	l.fail(name, "%q is not true or false", v)
+	return false
+}
+
+func (l *loader) oneOf(name string, allowed ...string) string {
+	v := strings.ToLower(l.str(name))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	l.fail(name, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	return allowed[0]
+}
+
+// duration takes a Go duration ("90s", "5m") or a whole number of seconds.
+func (l *loader) duration(name string) time.Duration {
+	v := l.str(name)
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.Atoi(v)
+		if nerr != nil {
+			l.fail(name, "%q is not a duration such as 300s or 5m", v)
+			return 0
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d <= 0 {
+		l.fail(name, "%q must be positive", v)
+	}
+	return d
+}
+
+func (l *loader) level(debug bool) slog.Level {
+	v := l.get("LOG_LEVEL")
+	if v == "" {
+		if debug {
+			return slog.LevelDebug
+		}
+		v = defaultOf("LOG_LEVEL")
+	}
+	switch strings.ToUpper(v) {
+	case "DEBUG":
+		return slog.LevelDebug
+	case "INFO":
+		return slog.LevelInfo
+	case "WARNING", "WARN":
+		return slog.LevelWarn
+	case "ERROR", "CRITICAL":
+		return slog.LevelError
+	}
+	l.fail("LOG_LEVEL", "%q is not one of DEBUG, INFO, WARNING, ERROR", v)
+	return slog.LevelInfo
+}
+
+// databaseURL returns DATABASE_URL, or one built from the DB_* variables
+// when DB_HOST is set, or "" for the embedded database.
+func (l *loader) databaseURL() string {
+	if v := l.get("DATABASE_URL"); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+			l.fail("DATABASE_URL", "must be a postgres:// URL with a host (unset it for the embedded database)")
+			return ""
+		}
+		return v
+	}
+	host := l.get("DB_HOST")
+	if host == "" {
+		return ""
+	}
+	port := l.intRange("DB_PORT", 1, 65535)
+	u := url.URL{
+		Scheme: "postgres",
+		Host:   net.JoinHostPort(host, strconv.Itoa(port)),
+		Path:   "/" + l.str("DB_NAME"),
+	}
+	if pw := l.get("DB_PASSWORD"); pw != "" {
+		u.User = url.UserPassword(l.str("DB_USER"), pw)
+	} else {
+		u.User = url.User(l.str("DB_USER"))
+	}
+	return u.String()
+}
+
+func (l *loader) redisURL() string {
+	v := l.get("REDIS_URL")
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+		l.fail("REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
+		return ""
+	}
+	return v
+}

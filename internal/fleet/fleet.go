@@ -1,0 +1,198 @@
+// Package fleet holds the business rules of IoTFlow above the store:
+// registration, device and admin authentication, telemetry, and the admin
+// views. The HTTP layer calls it and knows no SQL; the stores know no rules.
+package fleet
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+// Options configure a Service.
+type Options struct {
+	OnlineTimeout time.Duration
+	// StaticAdminToken, when set, is accepted beside stored admin tokens.
+	StaticAdminToken string
+	Logger           *slog.Logger
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+// Service implements IoTFlow's use cases on a Store.
+type Service struct {
+	store iotflow.Store
+	seen  *seenTracker
+	opts  Options
+	log   *slog.Logger
+}
+
+// New returns a Service on store.
+func New(store iotflow.Store, opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.OnlineTimeout <= 0 {
+		opts.OnlineTimeout = 300 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: store, seen: newSeenTracker(store), opts: opts, log: log}
+}
+
+// Store returns the underlying store.
+func (s *Service) Store() iotflow.Store { return s.store }
+
+// Now returns the service's current time, truncated to stored precision.
+func (s *Service) Now() time.Time { return iotflow.Truncate(s.opts.Now()) }
+
+// IsOnline applies the online rule to d at the current time.
+func (s *Service) IsOnline(d *iotflow.Device) bool {
+	return d.IsOnline(s.opts.Now(), s.opts.OnlineTimeout)
+}
+
+// RunFlusher writes kept last_seen times every interval until ctx ends,
+// then once more with a short deadline so nothing kept is lost on shutdown.
+func (s *Service) RunFlusher(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := s.seen.flush(fctx); err != nil {
+				s.log.Error("final last_seen flush failed", "err", err)
+			}
+			return
+		case <-t.C:
+			if err := s.seen.flush(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("last_seen flush failed; will retry", "err", err)
+			}
+		}
+	}
+}
+
+// FlushSeen writes kept last_seen times now.
+func (s *Service) FlushSeen(ctx context.Context) error { return s.seen.flush(ctx) }
+
+// Register creates a device and returns it with its API key, which is
+// shown this once and stored only as a hash.
+func (s *Service) Register(ctx context.Context, n iotflow.NewDevice) (*iotflow.Device, string, error) {
+	n.Normalize()
+	if err := n.Validate(); err != nil {
+		return nil, "", err
+	}
+	secret, hash, prefix, err := iotflow.NewSecret(iotflow.APIKeyPrefix)
+	if err != nil {
+		return nil, "", err
+	}
+	now := s.Now()
+	d := &iotflow.Device{
+		Name: n.Name, Description: n.Description, DeviceType: n.DeviceType,
+		Status: iotflow.StatusActive, Location: n.Location,
+		FirmwareVersion: n.FirmwareVersion, HardwareVersion: n.HardwareVersion,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	key := &iotflow.APIKey{Prefix: prefix, Hash: hash, Active: true, CreatedAt: now}
+	if err := s.store.CreateDevice(ctx, d, key); err != nil {
+		if iotflow.ErrorCode(err) == iotflow.ECONFLICT {
+			return nil, "", iotflow.Errorf(iotflow.ECONFLICT, "Device already exists", "A device named %q is already registered", n.Name)
+		}
+		return nil, "", err
+	}
+	s.log.Info("device registered", "device_id", d.ID, "key_prefix", prefix)
+	return d, secret, nil
+}
+
+// Authenticate returns the active device that owns apiKey and records that
+// it was seen. Missing or unknown keys give EUNAUTHORIZED, a device that is
+// not active EFORBIDDEN.
+func (s *Service) Authenticate(ctx context.Context, apiKey string) (*iotflow.Device, error) {
+	if apiKey == "" {
+		return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "API key required", "Send the device API key in the X-API-Key header")
+	}
+	hash := iotflow.HashSecret(apiKey)
+	d, key, err := s.store.DeviceByKeyHash(ctx, hash)
+	if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
+		return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The API key is not valid")
+	} else if err != nil {
+		return nil, err
+	}
+	if !iotflow.SecretMatches(apiKey, key.Hash) || !key.Usable(s.opts.Now()) {
+		return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The API key is not valid")
+	}
+	if d.Status != iotflow.StatusActive {
+		return nil, iotflow.Errorf(iotflow.EFORBIDDEN, "Device is not active", "Device status is %q; only active devices may use the API", d.Status)
+	}
+	now := s.Now()
+	s.seen.mark(d.ID, now)
+	s.seen.overlay(d)
+	return d, nil
+}
+
+// Heartbeat records that d is alive and returns the time recorded.
+func (s *Service) Heartbeat(ctx context.Context, d *iotflow.Device) time.Time {
+	now := s.Now()
+	s.seen.mark(d.ID, now)
+	return now
+}
+
+// SubmitReading validates and stores one reading of device d.
+func (s *Service) SubmitReading(ctx context.Context, d *iotflow.Device, data, metadata []byte, dataType string) (*iotflow.Reading, error) {
+	meta, typ, err := iotflow.ValidateReading(data, metadata, dataType)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	r := &iotflow.Reading{
+		DeviceID: d.ID, Timestamp: now, ReceivedAt: now, DataType: typ,
+		Payload: data, Metadata: meta,
+	}
+	if err := s.store.InsertReadings(ctx, []*iotflow.Reading{r}); err != nil {
+		if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
+			return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The device no longer exists")
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+// DeviceReadings returns a page of d's own readings, newest first.
+func (s *Service) DeviceReadings(ctx context.Context, d *iotflow.Device, dataType string, limit, offset int) ([]*iotflow.Reading, error) {
+	return s.store.ListReadings(ctx, iotflow.ReadingFilter{DeviceID: d.ID, DataType: dataType, Limit: limit, Offset: offset})
+}
+
+// UpdateOwnConfig applies a device's update of its own status, location and
+// versions.
+func (s *Service) UpdateOwnConfig(ctx context.Context, d *iotflow.Device, u iotflow.DeviceUpdate) (*iotflow.Device, error) {
+	u.Name, u.Description = nil, nil
+	return s.updateDevice(ctx, d.ID, u)
+}
+
+func (s *Service) updateDevice(ctx context.Context, id int64, u iotflow.DeviceUpdate) (*iotflow.Device, error) {
+	u.Normalize()
+	if err := u.Validate(); err != nil {
+		return nil, err
+	}
+	d, err := s.store.UpdateDevice(ctx, id, u, s.Now())
+	if err != nil {
+		switch iotflow.ErrorCode(err) {
+		case iotflow.ECONFLICT:
+			return nil, iotflow.Errorf(iotflow.ECONFLICT, "Device name already exists", "Another device is named %q", *u.Name)
+		case iotflow.ENOTFOUND:
+			return nil, deviceNotFound(id)
+		}
+		return nil, err
+	}
+	s.seen.overlay(d)
+	return d, nil
+}
+
+func deviceNotFound(id int64) error {
+	return iotflow.Errorf(iotflow.ENOTFOUND, "Device not found", "No device has id %d", id)
+}

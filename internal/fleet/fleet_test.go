@@ -1,0 +1,188 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
+	"github.com/iotflow/iotflow/internal/testdb"
+)
+
+// flakyStore is a real store whose TouchDevices can be made to fail, the
+// one fault a real SQLite file cannot produce on demand and then recover from.
+type flakyStore struct {
+	iotflow.Store
+	mu      sync.Mutex
+	fail    bool
+	touched int
+	block   chan struct{} // when set, TouchDevices waits on it
+}
+
+func (f *flakyStore) TouchDevices(ctx context.Context, seen map[int64]time.Time) error {
+	f.mu.Lock()
+	fail, block := f.fail, f.block
+	f.touched++
+	f.mu.Unlock()
+	if block != nil {
+		<-block
+	}
+	if fail {
+		return errors.New("database is away")
+	}
+	return f.Store.TouchDevices(ctx, seen)
+}
+
+func newService(t *testing.T) (*Service, *flakyStore, *time.Time) {
+	fs := &flakyStore{Store: testdb.SQLite(t)}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	svc := New(fs, Options{OnlineTimeout: time.Minute, Now: func() time.Time { return now }})
+	return svc, fs, &now
+}
+
+func TestAuthenticateMarksSeenWithoutWriting(t *testing.T) {
+	svc, fs, now := newService(t)
+	ctx := t.Context()
+	d, key, err := svc.Register(ctx, iotflow.NewDevice{Name: "n", DeviceType: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.Authenticate(ctx, key)
+	if err != nil || got.ID != d.ID || got.LastSeen == nil || !got.LastSeen.Equal(*now) {
+		t.Fatalf("Authenticate: %+v %v", got, err)
+	}
+	if fs.touched != 0 {
+		t.Fatal("authentication wrote to the database")
+	}
+	stored, _ := fs.Device(ctx, d.ID)
+	if stored.LastSeen != nil {
+		t.Fatal("last_seen stored before a flush")
+	}
+	// The admin views see it at once.
+	det, err := svc.Device(ctx, d.ID)
+	if err != nil || det.LastSeen == nil || !det.IsOnline {
+		t.Fatalf("detail: %+v %v", det, err)
+	}
+	*now = now.Add(2 * time.Minute)
+	if det, _ := svc.Device(ctx, d.ID); det.IsOnline {
+		t.Fatal("online after the timeout")
+	}
+}
+
+func TestFlushKeepsTimesWhenTheStoreFails(t *testing.T) {
+	svc, fs, now := newService(t)
+	ctx := t.Context()
+	d, key, _ := svc.Register(ctx, iotflow.NewDevice{Name: "n", DeviceType: "t"})
+	if _, err := svc.Authenticate(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	fs.fail = true
+	if err := svc.FlushSeen(ctx); err == nil {
+		t.Fatal("flush did not report the failure")
+	}
+	fs.fail = false
+	if err := svc.FlushSeen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := fs.Device(ctx, d.ID)
+	if stored.LastSeen == nil || !stored.LastSeen.Equal(*now) {
+		t.Fatalf("last_seen lost after a failed flush: %v", stored.LastSeen)
+	}
+	// Nothing pending: no write.
+	before := fs.touched
+	if err := svc.FlushSeen(ctx); err != nil || fs.touched != before {
+		t.Fatalf("an empty flush wrote: %v", err)
+	}
+}
+
+func TestReadersSeeTimesWhileAFlushIsUnderWay(t *testing.T) {
+	svc, fs, _ := newService(t)
+	ctx := t.Context()
+	d, key, _ := svc.Register(ctx, iotflow.NewDevice{Name: "n", DeviceType: "t"})
+	if _, err := svc.Authenticate(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	fs.block = make(chan struct{})
+	done := make(chan error)
+	go func() { done <- svc.FlushSeen(ctx) }()
+	for {
+		fs.mu.Lock()
+		n := fs.touched
+		fs.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	views, _, err := svc.ListDevices(ctx, iotflow.DeviceFilter{Limit: 10})
+	if err != nil || len(views) != 1 || views[0].LastSeen == nil {
+		t.Fatalf("reader missed last_seen during a flush: %+v %v", views, err)
+	}
+	close(fs.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_ = d
+}
+
+func TestRunFlusherWritesOnStop(t *testing.T) {
+	svc, fs, _ := newService(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	d, key, _ := svc.Register(ctx, iotflow.NewDevice{Name: "n", DeviceType: "t"})
+	done := make(chan struct{})
+	go func() { svc.RunFlusher(ctx, time.Hour); close(done) }()
+	if _, err := svc.Authenticate(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	stored, _ := fs.Device(context.Background(), d.ID)
+	if stored.LastSeen == nil {
+		t.Fatal("the final flush on stop did not write last_seen")
+	}
+}
+
+func TestDeletedDeviceIsForgotten(t *testing.T) {
+	svc, fs, _ := newService(t)
+	ctx := t.Context()
+	d, key, _ := svc.Register(ctx, iotflow.NewDevice{Name: "n", DeviceType: "t"})
+	svc.Authenticate(ctx, key)
+	if _, err := svc.DeleteDevice(ctx, &AdminIdentity{TokenName: "test"}, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, key); iotflow.ErrorCode(err) != iotflow.EUNAUTHORIZED {
+		t.Fatalf("deleted device's key: %v", err)
+	}
+	if err := svc.FlushSeen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fs.touched != 0 {
+		t.Fatal("flushed a deleted device")
+	}
+}
+
+func TestAdminTokens(t *testing.T) {
+	svc, _, _ := newService(t)
+	ctx := t.Context()
+	first, err := svc.EnsureAdminToken(ctx)
+	if err != nil || first == "" {
+		t.Fatalf("EnsureAdminToken: %q %v", first, err)
+	}
+	if again, err := svc.EnsureAdminToken(ctx); err != nil || again != "" {
+		t.Fatalf("second EnsureAdminToken minted %q %v", again, err)
+	}
+	who, err := svc.AuthenticateAdmin(ctx, first)
+	if err != nil || who.TokenName != "initial" {
+		t.Fatalf("AuthenticateAdmin: %+v %v", who, err)
+	}
+	for _, bad := range []string{"", "iotadm_nope", first[:len(first)-1]} {
+		if _, err := svc.AuthenticateAdmin(ctx, bad); iotflow.ErrorCode(err) != iotflow.EUNAUTHORIZED {
+			t.Errorf("token %q: %v", bad, err)
+		}
+	}
+	if _, _, err := svc.CreateAdminToken(ctx, ""); iotflow.ErrorCode(err) != iotflow.EINVALID {
+		t.Errorf("empty name: %v", err)
+	}
+}

@@ -1,0 +1,211 @@
+package httpapi
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/iotflow/iotflow/internal/fleet"
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+// paging reads page and per_page, capping per_page at max.
+func paging(r *http.Request, defPerPage, maxPerPage int) (page, perPage int, err error) {
+	if page, err = queryInt(r, "page", 1, 1); err != nil {
+		return 0, 0, err
+	}
+	if perPage, err = queryInt(r, "per_page", defPerPage, 1); err != nil {
+		return 0, 0, err
+	}
+	if page > math.MaxInt32 {
+		return 0, 0, invalid("Query parameter 'page' is too large")
+	}
+	return page, min(perPage, maxPerPage), nil
+}
+
+func (s *server) listDevices(w http.ResponseWriter, r *http.Request, _ *fleet.AdminIdentity) {
+	page, perPage, err := paging(r, 50, 100)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := iotflow.DeviceFilter{
+		Status:     strings.TrimSpace(q.Get("status")),
+		DeviceType: strings.TrimSpace(q.Get("type")),
+		Search:     strings.TrimSpace(q.Get("search")),
+		Limit:      perPage,
+		Offset:     (page - 1) * perPage,
+	}
+	if f.Status != "" && !iotflow.ValidStatus(f.Status) {
+		s.writeError(w, r, invalid("Query parameter 'status' must be one of active, inactive, maintenance"))
+		return
+	}
+	views, total, err := s.Service.ListDevices(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	devices := make([]deviceSummaryJSON, len(views))
+	for i, v := range views {
+		devices[i] = deviceSummary(v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status":     "success",
+		"devices":    devices,
+		"pagination": pagination(page, perPage, total),
+	})
+}
+
+func (s *server) getDevice(w http.ResponseWriter, r *http.Request, _ *fleet.AdminIdentity) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	det, err := s.Service.Device(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	type statistics struct {
+		Total    int64   `json:"total_telemetry_records"`
+		Latest   *string `json:"latest_telemetry"`
+		First    *string `json:"first_telemetry"`
+		IsOnline bool    `json:"is_online"`
+	}
+	type detail struct {
+		deviceSummaryJSON
+		Statistics statistics      `json:"statistics"`
+		Recent     []telemetryJSON `json:"recent_telemetry"`
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status": "success",
+		"device": detail{
+			deviceSummaryJSON: deviceSummary(det.DeviceView),
+			Statistics: statistics{Total: det.Stats.Count, Latest: formatTimePtr(det.Stats.Latest),
+				First: formatTimePtr(det.Stats.First), IsOnline: det.IsOnline},
+			Recent: telemetryViews(det.Recent),
+		},
+	})
+}
+
+// adminUpdateRequest is the body of PUT /api/v1/admin/devices/{id}.
+type adminUpdateRequest struct {
+	Name            *string `json:"name"`
+	Description     *string `json:"description"`
+	Status          *string `json:"status"`
+	Location        *string `json:"location"`
+	FirmwareVersion *string `json:"firmware_version"`
+	HardwareVersion *string `json:"hardware_version"`
+}
+
+func (s *server) updateDevice(w http.ResponseWriter, r *http.Request, who *fleet.AdminIdentity) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req adminUpdateRequest
+	if err := decodeJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u := iotflow.DeviceUpdate(req)
+	if u.Empty() {
+		s.writeError(w, r, invalid("Send at least one of name, description, status, location, firmware_version, hardware_version"))
+		return
+	}
+	d, err := s.Service.UpdateDevice(r.Context(), who, id, u)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"message": "Device updated successfully", "device": deviceView(d)})
+}
+
+func (s *server) deleteDevice(w http.ResponseWriter, r *http.Request, who *fleet.AdminIdentity) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	d, err := s.Service.DeleteDevice(r.Context(), who, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"message": "Device " + d.Name + " deleted successfully"})
+}
+
+func (s *server) dashboard(w http.ResponseWriter, r *http.Request, _ *fleet.AdminIdentity) {
+	st, err := s.Service.Dashboard(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	type typeCount struct {
+		Type  string `json:"type"`
+		Count int64  `json:"count"`
+	}
+	types := make([]typeCount, len(st.DeviceTypes))
+	for i, t := range st.DeviceTypes {
+		types[i] = typeCount{t.Type, t.Count}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status": "success",
+		"statistics": map[string]any{
+			"devices": map[string]int64{
+				"total": st.TotalDevices, "active": st.ActiveDevices,
+				"inactive": st.InactiveDevices, "online": st.OnlineDevices,
+			},
+			"telemetry":    map[string]int64{"total_records": st.TotalReadings, "last_24h": st.RecentReadings},
+			"device_types": types,
+		},
+	})
+}
+
+func (s *server) listTelemetry(w http.ResponseWriter, r *http.Request, _ *fleet.AdminIdentity) {
+	page, perPage, err := paging(r, 100, 500)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := iotflow.ReadingFilter{DataType: strings.TrimSpace(q.Get("type")), Limit: perPage, Offset: (page - 1) * perPage}
+	if v := q.Get("device_id"); v != "" {
+		if f.DeviceID, err = strconv.ParseInt(v, 10, 64); err != nil || f.DeviceID < 1 {
+			s.writeError(w, r, invalid("Query parameter 'device_id' must be a positive integer"))
+			return
+		}
+	}
+	if v := q.Get("hours"); v != "" {
+		h, err := strconv.ParseFloat(v, 64)
+		if err != nil || h <= 0 || h > 24*366*100 || math.IsNaN(h) {
+			s.writeError(w, r, invalid("Query parameter 'hours' must be a positive number"))
+			return
+		}
+		since := iotflow.Truncate(s.Service.Now().Add(-time.Duration(h * float64(time.Hour))))
+		f.Since = &since
+	}
+	rs, total, err := s.Service.ListReadings(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	type withName struct {
+		telemetryJSON
+		DeviceName string `json:"device_name"`
+	}
+	out := make([]withName, len(rs))
+	for i, rd := range rs {
+		out[i] = withName{telemetryView(rd), rd.DeviceName}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status":     "success",
+		"telemetry":  out,
+		"pagination": pagination(page, perPage, total),
+	})
+}

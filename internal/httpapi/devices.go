@@ -1,0 +1,152 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+// registerRequest is the body of POST /api/v1/devices/register.
+type registerRequest struct {
+	Name            string `json:"name"`
+	Description     string `json:"description"`
+	DeviceType      string `json:"device_type"`
+	Location        string `json:"location"`
+	FirmwareVersion string `json:"firmware_version"`
+	HardwareVersion string `json:"hardware_version"`
+}
+
+func (s *server) register() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
+		var req registerRequest
+		if err := decodeJSON(r, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		ctx, cancel := s.withTimeout(r)
+		defer cancel()
+		d, key, err := s.Service.Register(ctx, iotflow.NewDevice(req))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		info(r.Context()).deviceID = d.ID
+		type registered struct {
+			deviceJSON
+			APIKey string `json:"api_key"`
+		}
+		writeJSON(w, http.StatusCreated, map[string]any{
+			"message": "Device registered successfully",
+			"device":  registered{deviceJSON: deviceView(d), APIKey: key},
+		})
+	})
+}
+
+func (s *server) deviceStatus(w http.ResponseWriter, r *http.Request, d *iotflow.Device) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status": "success",
+		"device": deviceSummaryJSON{deviceJSON: deviceView(d), TelemetryCount: d.TelemetryCount, IsOnline: s.Service.IsOnline(d)},
+	})
+}
+
+// telemetryRequest is the body of POST /api/v1/devices/telemetry.
+type telemetryRequest struct {
+	Data     json.RawMessage `json:"data"`
+	Metadata json.RawMessage `json:"metadata"`
+	Type     *string         `json:"type"`
+}
+
+func (s *server) submitTelemetry(w http.ResponseWriter, r *http.Request, d *iotflow.Device) {
+	var req telemetryRequest
+	if err := decodeJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	typ := ""
+	if req.Type != nil {
+		typ = *req.Type
+	}
+	rd, err := s.Service.SubmitReading(r.Context(), d, req.Data, req.Metadata, typ)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"message":      "Telemetry data received successfully",
+		"telemetry_id": rd.ID,
+		"timestamp":    formatTime(rd.Timestamp),
+	})
+}
+
+// maxDeviceTelemetryLimit caps GET /api/v1/devices/telemetry?limit=.
+const maxDeviceTelemetryLimit = 1000
+
+func (s *server) deviceTelemetry(w http.ResponseWriter, r *http.Request, d *iotflow.Device) {
+	limit, err := queryInt(r, "limit", 100, 1)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	offset, err := queryInt(r, "offset", 0, 0)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit = min(limit, maxDeviceTelemetryLimit)
+	rs, err := s.Service.DeviceReadings(r.Context(), d, strings.TrimSpace(r.URL.Query().Get("type")), limit, offset)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status":    "success",
+		"telemetry": telemetryViews(rs),
+		"count":     len(rs),
+		"limit":     limit,
+		"offset":    offset,
+	})
+}
+
+// configRequest is the body of PUT /api/v1/devices/config.
+type configRequest struct {
+	Status          *string `json:"status"`
+	Location        *string `json:"location"`
+	FirmwareVersion *string `json:"firmware_version"`
+	HardwareVersion *string `json:"hardware_version"`
+}
+
+func (s *server) updateConfig(w http.ResponseWriter, r *http.Request, d *iotflow.Device) {
+	var req configRequest
+	if err := decodeJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u := iotflow.DeviceUpdate{Status: req.Status, Location: req.Location,
+		FirmwareVersion: req.FirmwareVersion, HardwareVersion: req.HardwareVersion}
+	if u.Empty() {
+		s.writeError(w, r, invalid("Send at least one of status, location, firmware_version, hardware_version"))
+		return
+	}
+	updated, err := s.Service.UpdateOwnConfig(r.Context(), d, u)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"message": "Device configuration updated successfully",
+		"device":  deviceView(updated),
+	})
+}
+
+func (s *server) heartbeat(w http.ResponseWriter, r *http.Request, d *iotflow.Device) {
+	at := s.Service.Heartbeat(r.Context(), d)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"message":   "Heartbeat received",
+		"device_id": d.ID,
+		"timestamp": formatTime(at),
+		"status":    "online",
+	})
+}

@@ -1,0 +1,179 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+// timeLayout is ISO 8601 with microseconds and a numeric zone, the form the
+// reference service's isoformat() produced and every client parses.
+const timeLayout = "2006-01-02T15:04:05.000000-07:00"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func formatTimePtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := formatTime(*t)
+	return &s
+}
+
+// writeJSON writes v as the JSON response body with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":"Internal server error","message":"An internal error occurred."}` + "\n")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// errorBody is every error response: {"error": ..., "message": ...}.
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+var statusOf = map[string]int{
+	iotflow.EINVALID:      http.StatusBadRequest,
+	iotflow.EUNAUTHORIZED: http.StatusUnauthorized,
+	iotflow.EFORBIDDEN:    http.StatusForbidden,
+	iotflow.ENOTFOUND:     http.StatusNotFound,
+	iotflow.ECONFLICT:     http.StatusConflict,
+	iotflow.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	iotflow.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// writeError maps an error to its status and JSON body. Internal errors are
+// logged with their detail; the client sees a generic message.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := iotflow.ErrorCode(err)
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		status = http.StatusRequestEntityTooLarge
+		err = iotflow.Errorf(iotflow.EINVALID, "Payload too large", "The request body exceeds %d bytes", mbe.Limit)
+	case errors.Is(err, errTimeout), code == iotflow.EINTERNAL && errors.Is(err, context.DeadlineExceeded):
+		status = http.StatusServiceUnavailable
+		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "The request took too long; try again later")
+	case code == iotflow.EINTERNAL:
+		s.Logger.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	case code == iotflow.EUNAVAILABLE:
+		s.Logger.WarnContext(r.Context(), "dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	writeJSON(w, status, errorBody{Error: iotflow.ErrorTitle(err), Message: iotflow.ErrorMessage(err)})
+}
+
+var errTimeout = errors.New("request deadline exceeded")
+
+func invalid(format string, args ...any) error {
+	return iotflow.Errorf(iotflow.EINVALID, "Invalid request", format, args...)
+}
+
+// decodeJSON reads exactly one JSON object from the body into v.
+func decodeJSON(r *http.Request, v any) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return invalid("Content-Type must be application/json")
+	}
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return invalid("The body must hold exactly one JSON value")
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a message that names the problem.
+func jsonError(err error) error {
+	var (
+		mbe *http.MaxBytesError
+		se  *json.SyntaxError
+		te  *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return err
+	case errors.Is(err, io.EOF):
+		return invalid("The request body is empty; a JSON object is required")
+	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("The request body is not valid JSON")
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return invalid("The request body must be a JSON object")
+		}
+		return invalid("Field '%s' must be %s", te.Field, jsonKind(te.Type))
+	}
+	return invalid("The request body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int64, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return "of another type"
+}
+
+// queryInt reads an integer query parameter; absent gives def.
+func queryInt(r *http.Request, name string, def, min int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, invalid("Query parameter '%s' must be an integer", name)
+	}
+	if n < min {
+		return 0, invalid("Query parameter '%s' must be at least %d", name, min)
+	}
+	return n, nil
+}
+
+// pathID reads the {id} path value.
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		return 0, invalid("Device id must be a positive integer")
+	}
+	return id, nil
+}

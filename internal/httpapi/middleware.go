@@ -1,0 +1,230 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/iotflow/iotflow/internal/fleet"
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+type ctxKey int
+
+const infoKey ctxKey = iota
+
+// requestInfo is filled in as a request passes through, for the access log.
+type requestInfo struct {
+	id       string
+	deviceID int64
+	admin    string
+}
+
+func info(ctx context.Context) *requestInfo {
+	if ri, ok := ctx.Value(infoKey).(*requestInfo); ok {
+		return ri
+	}
+	return &requestInfo{}
+}
+
+// requestID keeps a sane incoming X-Request-ID or makes one, and echoes it.
+func (s *server) requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if !validRequestID(id) {
+			b := make([]byte, 8)
+			_, _ = rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		info(r.Context()).id = id
+		w.Header().Set("X-Request-ID", id)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// statusWriter records the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// accessLog writes one line per request. It never logs keys or tokens.
+func (s *server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ri := &requestInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), infoKey, ri))
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		attrs := []any{
+			"method", r.Method, "route", routeOf(r), "status", sw.status,
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "bytes", sw.bytes,
+			"request_id", ri.id, "remote", r.RemoteAddr,
+		}
+		if ri.deviceID != 0 {
+			attrs = append(attrs, "device_id", ri.deviceID)
+		}
+		if ri.admin != "" {
+			attrs = append(attrs, "admin_token", ri.admin)
+		}
+		level := s.Logger.Info
+		if sw.status == http.StatusUnauthorized || sw.status == http.StatusForbidden || sw.status == http.StatusTooManyRequests {
+			level = s.Logger.Warn
+		} else if sw.status >= 500 {
+			level = s.Logger.Error
+		}
+		level("request", attrs...)
+	})
+}
+
+// routeOf is the matched route pattern, or the path for unmatched requests.
+func routeOf(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	return "unmatched"
+}
+
+// recoverPanics turns a panic into a logged 500 JSON error.
+func (s *server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.Logger.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v)
+				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "Internal server error", Message: "An internal error occurred."})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// jsonFallbacks answers unknown routes (404) and wrong methods (405) in
+// the API's JSON error shape instead of the mux's plain text.
+func jsonFallbacks(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &headerRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch {
+		case rec.status == http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "Method not allowed",
+				Message: r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + rec.header.Get("Allow")})
+		case rec.status >= 300 && rec.status < 400 && rec.header.Get("Location") != "":
+			w.Header().Set("Location", rec.header.Get("Location"))
+			writeJSON(w, rec.status, map[string]string{"message": "Moved to " + rec.header.Get("Location")})
+		default:
+			writeJSON(w, http.StatusNotFound, errorBody{Error: "Not found", Message: "No endpoint at " + r.Method + " " + r.URL.Path})
+		}
+	})
+}
+
+// headerRecorder captures what the mux's fallback handlers would send.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerRecorder) WriteHeader(code int)        { h.status = code }
+
+// withTimeout bounds the database work of a request.
+func (s *server) withTimeout(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.RequestTimeout)
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// device wraps a handler that needs an authenticated device.
+func (s *server) device(h func(http.ResponseWriter, *http.Request, *iotflow.Device)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := s.withTimeout(r)
+		defer cancel()
+		d, err := s.Service.Authenticate(ctx, r.Header.Get("X-API-Key"))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		info(r.Context()).deviceID = d.ID
+		r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
+		h(w, r.WithContext(ctx), d)
+	})
+}
+
+// admin wraps a handler that needs an admin bearer token.
+func (s *server) admin(h func(http.ResponseWriter, *http.Request, *fleet.AdminIdentity)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := s.withTimeout(r)
+		defer cancel()
+		who, err := s.Service.AuthenticateAdmin(ctx, bearerToken(r))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		info(r.Context()).admin = who.TokenName
+		r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
+		h(w, r.WithContext(ctx), who)
+	})
+}

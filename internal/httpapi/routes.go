@@ -1,0 +1,89 @@
+// Package httpapi serves IoTFlow's HTTP API: the device API, the admin API
+// and the health endpoints, with the reference service's paths, fields,
+// statuses and JSON shapes.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/iotflow/iotflow/internal/fleet"
+)
+
+// Deps are what the handler needs.
+type Deps struct {
+	Service *fleet.Service
+	Logger  *slog.Logger
+	Version string
+	// RequestTimeout bounds the database work of one request (default 10s).
+	RequestTimeout time.Duration
+	// MaxBodyBytes caps request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// Started is when the service started, for the uptime in /health.
+	Started time.Time
+}
+
+type server struct {
+	Deps
+}
+
+// NewHandler returns the whole API as one http.Handler.
+func NewHandler(d Deps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = 10 * time.Second
+	}
+	if d.MaxBodyBytes <= 0 {
+		d.MaxBodyBytes = 1 << 20
+	}
+	if d.Started.IsZero() {
+		d.Started = time.Now()
+	}
+	s := &server{Deps: d}
+	mux := http.NewServeMux()
+
+	mux.Handle("GET /{$}", s.index())
+	mux.Handle("GET /health", s.health())
+
+	// Device API: registration is open, everything else needs X-API-Key.
+	mux.Handle("POST /api/v1/devices/register", s.register())
+	mux.Handle("GET /api/v1/devices/status", s.device(s.deviceStatus))
+	mux.Handle("POST /api/v1/devices/telemetry", s.device(s.submitTelemetry))
+	mux.Handle("GET /api/v1/devices/telemetry", s.device(s.deviceTelemetry))
+	mux.Handle("PUT /api/v1/devices/config", s.device(s.updateConfig))
+	mux.Handle("POST /api/v1/devices/heartbeat", s.device(s.heartbeat))
+
+	// Admin API: every route needs an admin bearer token.
+	mux.Handle("GET /api/v1/admin/devices", s.admin(s.listDevices))
+	mux.Handle("GET /api/v1/admin/devices/{id}", s.admin(s.getDevice))
+	mux.Handle("PUT /api/v1/admin/devices/{id}", s.admin(s.updateDevice))
+	mux.Handle("DELETE /api/v1/admin/devices/{id}", s.admin(s.deleteDevice))
+	mux.Handle("GET /api/v1/admin/dashboard", s.admin(s.dashboard))
+	mux.Handle("GET /api/v1/admin/telemetry", s.admin(s.listTelemetry))
+
+	return s.recoverPanics(s.accessLog(s.requestID(securityHeaders(jsonFallbacks(mux)))))
+}
+
+// endpoints is the map shown at GET /.
+var endpoints = map[string]any{
+	"health": "GET /health",
+	"devices": map[string]string{
+		"register":      "POST /api/v1/devices/register",
+		"status":        "GET /api/v1/devices/status",
+		"telemetry":     "POST /api/v1/devices/telemetry",
+		"get_telemetry": "GET /api/v1/devices/telemetry",
+		"update_config": "PUT /api/v1/devices/config",
+		"heartbeat":     "POST /api/v1/devices/heartbeat",
+	},
+	"admin": map[string]string{
+		"list_devices":  "GET /api/v1/admin/devices",
+		"device":        "GET /api/v1/admin/devices/{id}",
+		"update_device": "PUT /api/v1/admin/devices/{id}",
+		"delete_device": "DELETE /api/v1/admin/devices/{id}",
+		"dashboard":     "GET /api/v1/admin/dashboard",
+		"telemetry":     "GET /api/v1/admin/telemetry",
+	},
+}

@@ -22,6 +22,13 @@ type Reading struct {
 	DataType   string
 	Payload    json.RawMessage // a JSON object
 	Metadata   json.RawMessage // a JSON object
+	// MessageID, when set, identifies the reading among its device's
+	// readings so that a retried submission is stored once.
+	MessageID string
+	// Duplicate is set by InsertReadings when the device had stored a
+	// reading with the same MessageID; ID and Timestamp are then the
+	// stored reading's.
+	Duplicate bool
 
 	// DeviceName is filled in by listings that span devices.
 	DeviceName string

@@ -52,8 +52,11 @@ type Store interface {
 
 	// InsertReadings stores the readings in one transaction and sets their
 	// IDs, increasing as in the slice; it raises each device's
-	// TelemetryCount by its number of readings. Either all are stored or
-	// none; ENOTFOUND when a device does not exist.
+	// TelemetryCount by its number of new readings. A reading whose
+	// MessageID its device has stored already, or that an earlier reading
+	// of rs carries, is not stored again: it gets the stored reading's ID
+	// and Timestamp and Duplicate is set. Either all are stored or none;
+	// ENOTFOUND when a device does not exist.
 	InsertReadings(ctx context.Context, rs []*Reading) error
 
 	// ListReadings returns one page of the readings that match f, newest

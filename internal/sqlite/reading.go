@@ -14,38 +14,61 @@ import (
 )
 
 // InsertReadings stores the readings and raises the devices' telemetry
-// counters in one transaction.
+// counters in one transaction. Readings whose MessageID is stored already
+// come back as duplicates.
 func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	counts := make(map[int64]int64)
 	for _, r := range rs {
 		// Checked here so that SQLite stores no more than PostgreSQL's jsonb accepts.
 		if !jsonObjectOrEmpty(r.Payload) || !jsonObjectOrEmpty(r.Metadata) {
 			return iotflow.Errorf(iotflow.EINVALID, "Invalid telemetry",
 				"Reading payload and metadata must be JSON objects")
 		}
-		counts[r.DeviceID]++
 	}
-	ids := make([]int64, len(rs))
+	type result struct {
+		id  int64
+		ts  int64
+		dup bool
+	}
+	results := make([]result, len(rs))
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		const insert = `INSERT INTO telemetry_data (device_id, timestamp, received_at, data_type, payload, metadata)
-			VALUES (?, ?, ?, ?, ?, ?)
+		const insert = `INSERT INTO telemetry_data (device_id, timestamp, received_at, data_type, payload, metadata, message_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
 			RETURNING id`
 		stmt, err := tx.PrepareContext(ctx, insert)
 		if err != nil {
 			return wrap("prepare insert telemetry", err)
 		}
 		defer stmt.Close()
+		counts := make(map[int64]int64)
 		for i, r := range rs {
-			err := stmt.QueryRowContext(ctx, r.DeviceID, micros(r.Timestamp), micros(r.ReceivedAt),
-				r.DataType, jsonText(r.Payload), jsonText(r.Metadata)).Scan(&ids[i])
+			// The single writer connection makes the check and the insert atomic.
+			if r.MessageID != "" {
+				const find = `SELECT id, timestamp FROM telemetry_data WHERE device_id = ? AND message_id = ?`
+				err := tx.QueryRowContext(ctx, find, r.DeviceID, r.MessageID).Scan(&results[i].id, &results[i].ts)
+				if err == nil {
+					results[i].dup = true
+					counts[r.DeviceID] += 0 // the device must still exist
+					continue
+				} else if !errors.Is(err, sql.ErrNoRows) {
+					return wrap("find message id", err)
+				}
+			}
+			var msg any
+			if r.MessageID != "" {
+				msg = r.MessageID
+			}
+			results[i].ts = micros(r.Timestamp)
+			err := stmt.QueryRowContext(ctx, r.DeviceID, results[i].ts, micros(r.ReceivedAt),
+				r.DataType, jsonText(r.Payload), jsonText(r.Metadata), msg).Scan(&results[i].id)
 			if isForeignKey(err) {
 				return deviceNotFound(r.DeviceID)
 			} else if err != nil {
 				return wrap("insert telemetry", err)
 			}
+			counts[r.DeviceID]++
 		}
 		const count = `UPDATE devices SET telemetry_count = telemetry_count + ? WHERE id = ?`
 		for _, id := range slices.Sorted(maps.Keys(counts)) {
@@ -65,7 +88,10 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 		return err
 	}
 	for i, r := range rs {
-		r.ID = ids[i]
+		r.ID, r.Duplicate = results[i].id, results[i].dup
+		if r.Duplicate {
+			r.Timestamp = fromMicros(results[i].ts)
+		}
 	}
 	return nil
 }
@@ -73,7 +99,8 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 // ListReadings returns one page of the readings that match f, newest first.
 func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*iotflow.Reading, error) {
 	where, args := readingWhere(f)
-	q := `SELECT t.id, t.device_id, t.timestamp, t.received_at, t.data_type, t.payload, t.metadata, d.name
+	q := `SELECT t.id, t.device_id, t.timestamp, t.received_at, t.data_type, t.payload, t.metadata,
+			coalesce(t.message_id, ''), d.name
 		FROM telemetry_data t JOIN devices d ON d.id = t.device_id` + where + `
 		ORDER BY t.timestamp DESC, t.id DESC
 		LIMIT ? OFFSET ?`
@@ -87,7 +114,7 @@ func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*i
 		var r iotflow.Reading
 		var ts, received int64
 		var payload, metadata string
-		err := rows.Scan(&r.ID, &r.DeviceID, &ts, &received, &r.DataType, &payload, &metadata, &r.DeviceName)
+		err := rows.Scan(&r.ID, &r.DeviceID, &ts, &received, &r.DataType, &payload, &metadata, &r.MessageID, &r.DeviceName)
 		if err != nil {
 			return nil, wrap("scan telemetry", err)
 		}

@@ -28,6 +28,8 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) iotflow.Store) {
 		{"TouchDevices", testTouchDevices},
 		{"InsertReadings", testInsertReadings},
 		{"InsertReadingsUnknownDevice", testInsertReadingsUnknownDevice},
+		{"MessageIDs", testMessageIDs},
+		{"ConcurrentMessageIDs", testConcurrentMessageIDs},
 		{"ListReadings", testListReadings},
 		{"CountReadings", testCountReadings},
 		{"ReadingStats", testReadingStats},

@@ -1,0 +1,250 @@
+// Package ingest is IoTFlow's write pipeline: it gathers the readings of
+// concurrent requests into one transaction per batch (group commit) and
+// answers each request only once its batch has committed. The queue is
+// bounded; when it is full, Submit refuses at once instead of growing.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+// Writer stores readings in one transaction; iotflow.Store is one.
+type Writer interface {
+	InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
+}
+
+// Options configure a Pipeline.
+type Options struct {
+	// MaxBatch is the most readings one transaction takes (default 1000);
+	// 1 turns group commit off: one transaction per request.
+	MaxBatch int
+	// QueueSize is the most requests waiting for a writer (default 4096).
+	QueueSize int
+	// Writers is how many transactions may run at once (default 1).
+	Writers int
+	// Linger is how long a writer waits for more requests once it has
+	// one; 0 (the default) adds no latency: a batch is whatever queued up
+	// while the previous transaction committed.
+	Linger time.Duration
+	// CommitTimeout bounds one transaction (default 10s).
+	CommitTimeout time.Duration
+	Logger        *slog.Logger
+	// Observe, when set, is told of every committed or failed transaction.
+	Observe func(readings int, took time.Duration, err error)
+}
+
+// Pipeline batches readings into transactions.
+type Pipeline struct {
+	w     Writer
+	opts  Options
+	log   *slog.Logger
+	queue chan *job
+
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
+	wg     sync.WaitGroup
+
+	depth atomic.Int64
+}
+
+type job struct {
+	rs   []*iotflow.Reading
+	done chan error
+}
+
+// ErrQueueFull is returned when the queue has no room.
+var ErrQueueFull = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service busy", "Too many readings are waiting to be stored; retry shortly")
+
+// ErrClosed is returned by Submit after Close.
+var ErrClosed = iotflow.Errorf(iotflow.EUNAVAILABLE, "Shutting down", "The service is shutting down; retry shortly")
+
+// New starts a pipeline writing to w.
+func New(w Writer, opts Options) *Pipeline {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1000
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 4096
+	}
+	if opts.Writers <= 0 {
+		opts.Writers = 1
+	}
+	if opts.CommitTimeout <= 0 {
+		opts.CommitTimeout = 10 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Pipeline{w: w, opts: opts, log: log, queue: make(chan *job, opts.QueueSize)}
+	for range opts.Writers {
+		p.wg.Add(1)
+		go p.write()
+	}
+	return p
+}
+
+// Depth returns the number of requests waiting for a writer.
+func (p *Pipeline) Depth() int64 { return p.depth.Load() }
+
+// Submit stores rs and returns once they are committed, setting their IDs
+// (and Duplicate for repeated message ids). It returns ErrQueueFull at once
+// when the queue is full, and an EUNAVAILABLE error when the transaction
+// failed for reasons of the database. When ctx ends first, Submit returns
+// its error; the readings may still be stored, but were not acknowledged.
+func (p *Pipeline) Submit(ctx context.Context, rs []*iotflow.Reading) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	j := &job{rs: rs, done: make(chan error, 1)}
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case p.queue <- j:
+		p.depth.Add(1)
+	default:
+		p.mu.RUnlock()
+		return ErrQueueFull
+	}
+	p.mu.RUnlock()
+	select {
+	case err := <-j.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting readings and waits until every queued request is
+// committed or failed, or ctx ends.
+func (p *Pipeline) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.queue)
+	}
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// write is one writer: it takes whatever is queued, up to MaxBatch
+// readings, and commits it as one transaction.
+func (p *Pipeline) write() {
+	defer p.wg.Done()
+	for {
+		first, ok := <-p.queue
+		if !ok {
+			return
+		}
+		p.depth.Add(-1)
+		batch, n := []*job{first}, len(first.rs)
+		var timer *time.Timer
+		var linger <-chan time.Time
+		if p.opts.Linger > 0 {
+			timer = time.NewTimer(p.opts.Linger)
+			linger = timer.C
+		}
+		for n < p.opts.MaxBatch {
+			j := p.next(linger)
+			if j == nil {
+				break
+			}
+			batch, n = append(batch, j), n+len(j.rs)
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		p.commit(batch, n)
+	}
+}
+
+// next returns a queued job: at once, or within the linger when one is
+// set; nil when there is none or the queue is closed.
+func (p *Pipeline) next(linger <-chan time.Time) *job {
+	var j *job
+	select {
+	case j = <-p.queue:
+	default:
+		if linger == nil {
+			return nil
+		}
+		select {
+		case j = <-p.queue:
+		case <-linger:
+			return nil
+		}
+	}
+	if j != nil {
+		p.depth.Add(-1)
+	}
+	return j
+}
+
+// commit stores a batch. When the database refuses it for a reason that
+// lies in one request's readings (a deleted device, say), every request
+// is tried on its own so that one bad request cannot fail the others.
+// Other failures fail the whole batch: nothing of it was committed.
+func (p *Pipeline) commit(batch []*job, n int) {
+	rs := batch[0].rs
+	if len(batch) > 1 {
+		rs = make([]*iotflow.Reading, 0, n)
+		for _, j := range batch {
+			rs = append(rs, j.rs...)
+		}
+	}
+	err := p.insert(rs)
+	if err != nil && len(batch) > 1 && definitive(err) {
+		for _, j := range batch {
+			j.done <- p.insert(j.rs)
+		}
+		return
+	}
+	for _, j := range batch {
+		j.done <- err
+	}
+}
+
+func (p *Pipeline) insert(rs []*iotflow.Reading) error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.opts.CommitTimeout)
+	defer cancel()
+	start := time.Now()
+	err := p.w.InsertReadings(ctx, rs)
+	if p.opts.Observe != nil {
+		p.opts.Observe(len(rs), time.Since(start), err)
+	}
+	if err == nil || definitive(err) {
+		return err
+	}
+	p.log.Error("telemetry batch failed; its requests get 503", "readings", len(rs), "err", err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "Storing the readings took too long; retry shortly")
+	}
+	return iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "The readings could not be stored; retry shortly")
+}
+
+// definitive reports an error that the transaction's content caused: it
+// was rolled back and will fail the same way again.
+func definitive(err error) bool {
+	switch iotflow.ErrorCode(err) {
+	case iotflow.ENOTFOUND, iotflow.EINVALID, iotflow.ECONFLICT:
+		return true
+	}
+	return false
+}

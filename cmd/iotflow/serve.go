@@ -14,6 +14,7 @@ import (
 	"github.com/iotflow/iotflow/internal/config"
 	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/httpapi"
+	"github.com/iotflow/iotflow/internal/ingest"
 	"github.com/iotflow/iotflow/internal/logging"
 )
 
@@ -52,7 +53,25 @@ func runServe(ctx context.Context, e env, args []string) error {
 	defer db.Close()
 	log.Info("database ready", "storage", desc, "migrations_applied", applied)
 
-	svc := fleet.New(db, fleet.Options{OnlineTimeout: cfg.OnlineTimeout, StaticAdminToken: cfg.AdminToken, Logger: log})
+	writers := cfg.WriteWriters
+	if writers == 0 {
+		writers = 1 // SQLite has one writer connection
+		if cfg.UsesPostgres() {
+			writers = 2 // one transaction commits while the next gathers
+		}
+	}
+	pipeline := ingest.New(db, ingest.Options{
+		MaxBatch: cfg.WriteBatch, QueueSize: cfg.WriteQueue, Writers: writers, Linger: cfg.WriteLinger,
+		CommitTimeout: cfg.RequestTimeout, Logger: log,
+	})
+	cacheSize := cfg.AuthCacheSize
+	if cacheSize == 0 {
+		cacheSize = -1
+	}
+	svc := fleet.New(db, fleet.Options{
+		OnlineTimeout: cfg.OnlineTimeout, StaticAdminToken: cfg.AdminToken, Logger: log,
+		Submitter: pipeline, MaxClockSkew: cfg.MaxClockSkew, AuthCacheSize: cacheSize, AuthCacheTTL: cfg.AuthCacheTTL,
+	})
 	token, err := svc.EnsureAdminToken(ctx)
 	if err != nil {
 		return fmt.Errorf("create the initial admin token: %w", err)
@@ -70,6 +89,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	srv := &http.Server{
 		Handler: httpapi.NewHandler(httpapi.Deps{
 			Service: svc, Logger: log, Version: version, RequestTimeout: cfg.RequestTimeout, Started: time.Now(),
+			MaxBatch: cfg.MaxBatch,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -95,9 +115,17 @@ func runServe(ctx context.Context, e env, args []string) error {
 	case err = <-served:
 	case <-ctx.Done():
 		log.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-		err = srv.Shutdown(sctx)
-		cancel()
+	}
+	// Stop accepting and finish the requests in flight; then commit what
+	// they queued and write the kept last_seen times before the database
+	// closes (deferred above).
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		log.Error("requests still in flight at shutdown", "err", serr)
+	}
+	if perr := pipeline.Close(sctx); perr != nil {
+		log.Error("write queue not drained", "err", perr)
 	}
 	stopFlush()
 	<-flushed

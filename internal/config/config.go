@@ -40,6 +40,17 @@ type Config struct {
 	LastSeenFlush   time.Duration
 	ShutdownTimeout time.Duration
 	RequestTimeout  time.Duration
+
+	MaxBatch      int
+	MaxClockSkew  time.Duration
+	AuthCacheSize int
+	AuthCacheTTL  time.Duration
+
+	// The write pipeline (group commit).
+	WriteBatch   int
+	WriteQueue   int
+	WriteWriters int // 0: chosen by the backend
+	WriteLinger  time.Duration
 }
 
 // Addr is the listen address.
@@ -83,6 +94,14 @@ var Settings = []Setting{
 	{"IOTFLOW_LAST_SEEN_FLUSH", "5s", "How often last_seen times kept in memory are written to the database."},
 	{"IOTFLOW_SHUTDOWN_TIMEOUT", "10s", "How long shutdown waits for requests in flight."},
 	{"IOTFLOW_REQUEST_TIMEOUT", "10s", "Deadline of the database work of one request."},
+	{"IOTFLOW_MAX_BATCH", "1000", "Most records of one POST /api/v1/devices/telemetry/batch."},
+	{"IOTFLOW_MAX_CLOCK_SKEW", "5m", "How far in the future a device-supplied timestamp may lie."},
+	{"IOTFLOW_AUTH_CACHE_SIZE", "10000", "API keys kept in memory; 0 disables the cache."},
+	{"IOTFLOW_AUTH_CACHE_TTL", "5s", "How long a cached API key lives: the bound on how long another node's revocation or deactivation goes unseen."},
+	{"IOTFLOW_WRITE_BATCH", "1000", "Most readings committed in one transaction; 1 commits each request alone."},
+	{"IOTFLOW_WRITE_QUEUE", "4096", "Requests that may wait for a write; beyond it telemetry gets 503 with Retry-After."},
+	{"IOTFLOW_WRITE_WRITERS", "auto", "Transactions writing at once: auto is 1 on SQLite and 2 on PostgreSQL."},
+	{"IOTFLOW_WRITE_LINGER", "0s", "How long a write waits for more readings to join its batch; 0 adds no latency."},
 }
 
 // ReadDotEnv reads the .env file at path into a map; a missing file gives
@@ -122,6 +141,16 @@ func Load(getenv func(string) string, dotenv map[string]string) (*Config, error)
 		LastSeenFlush:      l.duration("IOTFLOW_LAST_SEEN_FLUSH"),
 		ShutdownTimeout:    l.duration("IOTFLOW_SHUTDOWN_TIMEOUT"),
 		RequestTimeout:     l.duration("IOTFLOW_REQUEST_TIMEOUT"),
+		MaxBatch:           l.intRange("IOTFLOW_MAX_BATCH", 1, 100_000),
+		MaxClockSkew:       l.duration("IOTFLOW_MAX_CLOCK_SKEW"),
+		AuthCacheSize:      l.intRange("IOTFLOW_AUTH_CACHE_SIZE", 0, 10_000_000),
+		AuthCacheTTL:       l.duration("IOTFLOW_AUTH_CACHE_TTL"),
+		WriteBatch:         l.intRange("IOTFLOW_WRITE_BATCH", 1, 100_000),
+		WriteQueue:         l.intRange("IOTFLOW_WRITE_QUEUE", 1, 10_000_000),
+		WriteLinger:        l.durationOrZero("IOTFLOW_WRITE_LINGER"),
+	}
+	if v := l.str("IOTFLOW_WRITE_WRITERS"); v != "auto" {
+		c.WriteWriters = l.intRange("IOTFLOW_WRITE_WRITERS", 1, 64)
 	}
 	c.LogLevel = l.level(c.Debug)
 	if strings.EqualFold(c.LogFile, "off") {

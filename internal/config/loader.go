@@ -89,6 +89,14 @@ func (l *loader) duration(name string) time.Duration {
 	return d
 }
 
+// durationOrZero is duration but accepts 0.
+func (l *loader) durationOrZero(name string) time.Duration {
+	if v := l.str(name); v == "0" || v == "0s" {
+		return 0
+	}
+	return l.duration(name)
+}
+
 func (l *loader) level(debug bool) slog.Level {
 	v := l.get("LOG_LEVEL")
 	if v == "" {

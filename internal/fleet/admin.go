@@ -139,6 +139,7 @@ func (s *Service) DeleteDevice(ctx context.Context, who *AdminIdentity, id int64
 		return nil, err
 	}
 	s.seen.forget(id)
+	s.auth.forgetDevice(id)
 	s.log.Info("audit: device deleted", "token_name", who.TokenName, "token_prefix", who.TokenPrefix, "device_id", id, "device_name", d.Name)
 	return d, nil
 }

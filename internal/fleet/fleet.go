@@ -19,12 +19,27 @@ type Options struct {
 	Logger           *slog.Logger
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// Submitter stores readings; nil stores them directly, one
+	// transaction per request. An *ingest.Pipeline batches them.
+	Submitter Submitter
+	// MaxClockSkew is how far in the future a device timestamp may lie (default 5m).
+	MaxClockSkew time.Duration
+	// AuthCacheSize and AuthCacheTTL bound the in-memory cache of API keys
+	// (defaults 10000 and 5s); a size of -1 disables it.
+	AuthCacheSize int
+	AuthCacheTTL  time.Duration
+}
+
+// Submitter stores readings and returns once they are committed.
+type Submitter interface {
+	Submit(ctx context.Context, rs []*iotflow.Reading) error
 }
 
 // Service implements IoTFlow's use cases on a Store.
 type Service struct {
 	store iotflow.Store
 	seen  *seenTracker
+	auth  *authCache
 	opts  Options
 	log   *slog.Logger
 }
@@ -37,11 +52,31 @@ func New(store iotflow.Store, opts Options) *Service {
 	if opts.OnlineTimeout <= 0 {
 		opts.OnlineTimeout = 300 * time.Second
 	}
+	if opts.MaxClockSkew <= 0 {
+		opts.MaxClockSkew = 5 * time.Minute
+	}
+	if opts.AuthCacheSize == 0 {
+		opts.AuthCacheSize = 10000
+	}
+	if opts.AuthCacheTTL <= 0 {
+		opts.AuthCacheTTL = 5 * time.Second
+	}
+	if opts.Submitter == nil {
+		opts.Submitter = directSubmitter{store}
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, seen: newSeenTracker(store), opts: opts, log: log}
+	return &Service{store: store, seen: newSeenTracker(store), auth: newAuthCache(opts.AuthCacheSize, opts.AuthCacheTTL),
+		opts: opts, log: log}
+}
+
+// directSubmitter stores each request's readings in a transaction of its own.
+type directSubmitter struct{ store iotflow.Store }
+
+func (d directSubmitter) Submit(ctx context.Context, rs []*iotflow.Reading) error {
+	return d.store.InsertReadings(ctx, rs)
 }
 
 // Store returns the underlying store.
@@ -111,17 +146,22 @@ func (s *Service) Register(ctx context.Context, n iotflow.NewDevice) (*iotflow.D
 
 // Authenticate returns the active device that owns apiKey and records that
 // it was seen. Missing or unknown keys give EUNAUTHORIZED, a device that is
-// not active EFORBIDDEN.
+// not active EFORBIDDEN. Recently used keys are answered from memory.
 func (s *Service) Authenticate(ctx context.Context, apiKey string) (*iotflow.Device, error) {
 	if apiKey == "" {
 		return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "API key required", "Send the device API key in the X-API-Key header")
 	}
 	hash := iotflow.HashSecret(apiKey)
-	d, key, err := s.store.DeviceByKeyHash(ctx, hash)
-	if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
-		return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The API key is not valid")
-	} else if err != nil {
-		return nil, err
+	d, key, ok := s.auth.get(hash)
+	if !ok {
+		var err error
+		d, key, err = s.store.DeviceByKeyHash(ctx, hash)
+		if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
+			return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The API key is not valid")
+		} else if err != nil {
+			return nil, err
+		}
+		s.auth.put(d, key)
 	}
 	if !iotflow.SecretMatches(apiKey, key.Hash) || !key.Usable(s.opts.Now()) {
 		return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The API key is not valid")
@@ -129,10 +169,22 @@ func (s *Service) Authenticate(ctx context.Context, apiKey string) (*iotflow.Dev
 	if d.Status != iotflow.StatusActive {
 		return nil, iotflow.Errorf(iotflow.EFORBIDDEN, "Device is not active", "Device status is %q; only active devices may use the API", d.Status)
 	}
-	now := s.Now()
-	s.seen.mark(d.ID, now)
+	s.seen.mark(d.ID, s.Now())
 	s.seen.overlay(d)
 	return d, nil
+}
+
+// DeviceStatus returns the current state of an authenticated device, with
+// its telemetry count, read afresh.
+func (s *Service) DeviceStatus(ctx context.Context, d *iotflow.Device) (*DeviceView, error) {
+	fresh, err := s.store.Device(ctx, d.ID)
+	if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
+		return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The device no longer exists")
+	} else if err != nil {
+		return nil, err
+	}
+	s.seen.overlay(fresh)
+	return &DeviceView{Device: fresh, IsOnline: s.IsOnline(fresh)}, nil
 }
 
 // Heartbeat records that d is alive and returns the time recorded.
@@ -140,31 +192,6 @@ func (s *Service) Heartbeat(ctx context.Context, d *iotflow.Device) time.Time {
 	now := s.Now()
 	s.seen.mark(d.ID, now)
 	return now
-}
-
-// SubmitReading validates and stores one reading of device d.
-func (s *Service) SubmitReading(ctx context.Context, d *iotflow.Device, data, metadata []byte, dataType string) (*iotflow.Reading, error) {
-	meta, typ, err := iotflow.ValidateReading(data, metadata, dataType)
-	if err != nil {
-		return nil, err
-	}
-	now := s.Now()
-	r := &iotflow.Reading{
-		DeviceID: d.ID, Timestamp: now, ReceivedAt: now, DataType: typ,
-		Payload: data, Metadata: meta,
-	}
-	if err := s.store.InsertReadings(ctx, []*iotflow.Reading{r}); err != nil {
-		if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
-			return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The device no longer exists")
-		}
-		return nil, err
-	}
-	return r, nil
-}
-
-// DeviceReadings returns a page of d's own readings, newest first.
-func (s *Service) DeviceReadings(ctx context.Context, d *iotflow.Device, dataType string, limit, offset int) ([]*iotflow.Reading, error) {
-	return s.store.ListReadings(ctx, iotflow.ReadingFilter{DeviceID: d.ID, DataType: dataType, Limit: limit, Offset: offset})
 }
 
 // UpdateOwnConfig applies a device's update of its own status, location and
@@ -180,6 +207,7 @@ func (s *Service) updateDevice(ctx context.Context, id int64, u iotflow.DeviceUp
 		return nil, err
 	}
 	d, err := s.store.UpdateDevice(ctx, id, u, s.Now())
+	s.auth.forgetDevice(id)
 	if err != nil {
 		switch iotflow.ErrorCode(err) {
 		case iotflow.ECONFLICT:

@@ -1,10 +1,10 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 
+	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/iotflow"
 )
 
@@ -46,39 +46,34 @@ func (s *server) register() http.Handler {
 }
 
 func (s *server) deviceStatus(w http.ResponseWriter, r *http.Request, d *iotflow.Device) {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"status": "success",
-		"device": deviceSummaryJSON{deviceJSON: deviceView(d), TelemetryCount: d.TelemetryCount, IsOnline: s.Service.IsOnline(d)},
-	})
-}
-
-// telemetryRequest is the body of POST /api/v1/devices/telemetry.
-type telemetryRequest struct {
-	Data     json.RawMessage `json:"data"`
-	Metadata json.RawMessage `json:"metadata"`
-	Type     *string         `json:"type"`
-}
-
-func (s *server) submitTelemetry(w http.ResponseWriter, r *http.Request, d *iotflow.Device) {
-	var req telemetryRequest
-	if err := decodeJSON(r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	typ := ""
-	if req.Type != nil {
-		typ = *req.Type
-	}
-	rd, err := s.Service.SubmitReading(r.Context(), d, req.Data, req.Metadata, typ)
+	v, err := s.Service.DeviceStatus(r.Context(), d)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{
+	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "device": deviceSummary(*v)})
+}
+
+func (s *server) submitTelemetry(w http.ResponseWriter, r *http.Request, d *iotflow.Device) {
+	var in fleet.ReadingInput
+	if err := decodeJSON(r, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rd, err := s.Service.SubmitReading(r.Context(), d, &in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body := map[string]any{
 		"message":      "Telemetry data received successfully",
 		"telemetry_id": rd.ID,
 		"timestamp":    formatTime(rd.Timestamp),
-	})
+	}
+	if rd.Duplicate {
+		body["duplicate"] = true
+	}
+	writeJSON(w, http.StatusCreated, body)
 }
 
 // maxDeviceTelemetryLimit caps GET /api/v1/devices/telemetry?limit=.

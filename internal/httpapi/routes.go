@@ -20,6 +20,8 @@ type Deps struct {
 	RequestTimeout time.Duration
 	// MaxBodyBytes caps request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// MaxBatch is the most records of a batch submission (default 1000).
+	MaxBatch int
 	// Started is when the service started, for the uptime in /health.
 	Started time.Time
 }
@@ -39,6 +41,9 @@ func NewHandler(d Deps) http.Handler {
 	if d.MaxBodyBytes <= 0 {
 		d.MaxBodyBytes = 1 << 20
 	}
+	if d.MaxBatch <= 0 {
+		d.MaxBatch = 1000
+	}
 	if d.Started.IsZero() {
 		d.Started = time.Now()
 	}
@@ -52,6 +57,7 @@ func NewHandler(d Deps) http.Handler {
 	mux.Handle("POST /api/v1/devices/register", s.register())
 	mux.Handle("GET /api/v1/devices/status", s.device(s.deviceStatus))
 	mux.Handle("POST /api/v1/devices/telemetry", s.device(s.submitTelemetry))
+	mux.Handle("POST /api/v1/devices/telemetry/batch", s.device(s.submitBatch))
 	mux.Handle("GET /api/v1/devices/telemetry", s.device(s.deviceTelemetry))
 	mux.Handle("PUT /api/v1/devices/config", s.device(s.updateConfig))
 	mux.Handle("POST /api/v1/devices/heartbeat", s.device(s.heartbeat))
@@ -74,6 +80,7 @@ var endpoints = map[string]any{
 		"register":      "POST /api/v1/devices/register",
 		"status":        "GET /api/v1/devices/status",
 		"telemetry":     "POST /api/v1/devices/telemetry",
+		"batch":         "POST /api/v1/devices/telemetry/batch",
 		"get_telemetry": "GET /api/v1/devices/telemetry",
 		"update_config": "PUT /api/v1/devices/config",
 		"heartbeat":     "POST /api/v1/devices/heartbeat",

@@ -58,12 +58,13 @@ type telemetryJSON struct {
 	Metadata   json.RawMessage `json:"metadata"`
 	DataType   string          `json:"data_type"`
 	ReceivedAt string          `json:"received_at"`
+	MessageID  string          `json:"message_id,omitempty"`
 }
 
 func telemetryView(r *iotflow.Reading) telemetryJSON {
 	return telemetryJSON{
 		ID: r.ID, DeviceID: r.DeviceID, Payload: r.Payload, Timestamp: formatTime(r.Timestamp),
-		Metadata: r.Metadata, DataType: r.DataType, ReceivedAt: formatTime(r.ReceivedAt),
+		Metadata: r.Metadata, DataType: r.DataType, ReceivedAt: formatTime(r.ReceivedAt), MessageID: r.MessageID,
 	}
 }
 

@@ -1,0 +1,68 @@
+package fleet
+
+import (
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+// authCache keeps recently used API keys and their devices in memory, keyed
+// by the key's hash, so that authenticating a request reads no database.
+// Entries live at most ttl: that bounds how long a change made on another
+// node (a revoked key, a deactivated device) goes unseen here. Changes made
+// through this node invalidate their entries at once.
+type authCache struct {
+	lru *expirable.LRU[string, authEntry]
+}
+
+type authEntry struct {
+	device iotflow.Device
+	key    iotflow.APIKey
+}
+
+func newAuthCache(size int, ttl time.Duration) *authCache {
+	if size <= 0 || ttl <= 0 {
+		return nil
+	}
+	return &authCache{lru: expirable.NewLRU[string, authEntry](size, nil, ttl)}
+}
+
+// get returns copies of the cached device and key of a key hash.
+func (c *authCache) get(hash string) (*iotflow.Device, *iotflow.APIKey, bool) {
+	if c == nil {
+		return nil, nil, false
+	}
+	e, ok := c.lru.Get(hash)
+	if !ok {
+		return nil, nil, false
+	}
+	return &e.device, &e.key, true
+}
+
+func (c *authCache) put(d *iotflow.Device, k *iotflow.APIKey) {
+	if c != nil {
+		c.lru.Add(k.Hash, authEntry{device: *d, key: *k})
+	}
+}
+
+// forgetDevice drops every entry of a device. It walks the cache, which is
+// bounded, and runs only on rare admin and configuration changes.
+func (c *authCache) forgetDevice(id int64) {
+	if c == nil {
+		return
+	}
+	for _, hash := range c.lru.Keys() {
+		if e, ok := c.lru.Peek(hash); ok && e.device.ID == id {
+			c.lru.Remove(hash)
+		}
+	}
+}
+
+// forgetKey drops one key.
+func (c *authCache) forgetKey(hash string) {
+	if c != nil {
+		c.lru.Remove(hash)
+	}
+}

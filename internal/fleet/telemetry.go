@@ -1,0 +1,148 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
+)
+
+// ReadingInput is one reading as a device submits it.
+type ReadingInput struct {
+	Data      json.RawMessage `json:"data"`
+	Metadata  json.RawMessage `json:"metadata"`
+	Type      *string         `json:"type"`
+	Timestamp json.RawMessage `json:"timestamp"`
+	MessageID *string         `json:"message_id"`
+}
+
+// reading validates in and builds the reading to store. prefix names the
+// record in error messages ("" for a single submission).
+func (s *Service) reading(d *iotflow.Device, in *ReadingInput, prefix string) (*iotflow.Reading, error) {
+	typ := ""
+	if in.Type != nil {
+		typ = *in.Type
+	}
+	meta, typ, err := iotflow.ValidateReading(in.Data, in.Metadata, typ)
+	if err != nil {
+		return nil, withPrefix(err, prefix)
+	}
+	now := s.Now()
+	ts, err := iotflow.ParseTimestamp(in.Timestamp, now, s.opts.MaxClockSkew, prefix+"timestamp")
+	if err != nil {
+		return nil, err
+	}
+	if ts.IsZero() {
+		ts = now
+	}
+	r := &iotflow.Reading{DeviceID: d.ID, Timestamp: ts, ReceivedAt: now, DataType: typ, Payload: in.Data, Metadata: meta}
+	if in.MessageID != nil {
+		if err := iotflow.ValidateMessageID(*in.MessageID, prefix+"message_id"); err != nil {
+			return nil, err
+		}
+		r.MessageID = *in.MessageID
+	}
+	return r, nil
+}
+
+// withPrefix names the record in a validation message: "Field 'data'"
+// becomes "Field 'records[3].data'".
+func withPrefix(err error, prefix string) error {
+	if prefix == "" {
+		return err
+	}
+	var ae *iotflow.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	e := *ae
+	e.Message = replaceField(e.Message, prefix)
+	return &e
+}
+
+func replaceField(msg, prefix string) string {
+	const marker = "Field '"
+	if len(msg) >= len(marker) && msg[:len(marker)] == marker {
+		return marker + prefix + msg[len(marker):]
+	}
+	return prefix + msg
+}
+
+// decodeRecord decodes one record of a batch.
+func decodeRecord(raw json.RawMessage, in *ReadingInput, prefix string) error {
+	name := strings.TrimSuffix(prefix, ".")
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+		return iotflow.Errorf(iotflow.EINVALID, "Validation error", "%s must be a JSON object", name)
+	}
+	if err := json.Unmarshal(raw, in); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return iotflow.Errorf(iotflow.EINVALID, "Validation error", "Field '%s%s' has the wrong type", prefix, te.Field)
+		}
+		return iotflow.Errorf(iotflow.EINVALID, "Validation error", "%s is not valid", name)
+	}
+	return nil
+}
+
+// SubmitReading validates and stores one reading of device d. A repeated
+// message id is answered with the stored reading.
+func (s *Service) SubmitReading(ctx context.Context, d *iotflow.Device, in *ReadingInput) (*iotflow.Reading, error) {
+	r, err := s.reading(d, in, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.submit(ctx, []*iotflow.Reading{r}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// RecordResult is the outcome of one record of a batch: its stored reading
+// or why it was rejected.
+type RecordResult struct {
+	Reading *iotflow.Reading
+	Err     error
+}
+
+// SubmitBatch validates every record and stores the valid ones in one
+// transaction. It fails as a whole only when storing fails.
+func (s *Service) SubmitBatch(ctx context.Context, d *iotflow.Device, records []json.RawMessage) ([]RecordResult, error) {
+	results := make([]RecordResult, len(records))
+	valid := make([]*iotflow.Reading, 0, len(records))
+	for i, raw := range records {
+		prefix := fmt.Sprintf("records[%d].", i)
+		var in ReadingInput
+		if err := decodeRecord(raw, &in, prefix); err != nil {
+			results[i].Err = err
+			continue
+		}
+		r, err := s.reading(d, &in, prefix)
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		results[i].Reading = r
+		valid = append(valid, r)
+	}
+	if err := s.submit(ctx, valid); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func (s *Service) submit(ctx context.Context, rs []*iotflow.Reading) error {
+	err := s.opts.Submitter.Submit(ctx, rs)
+	if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
+		return iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The device no longer exists")
+	}
+	return err
+}
+
+// DeviceReadings returns a page of d's own readings, newest first.
+func (s *Service) DeviceReadings(ctx context.Context, d *iotflow.Device, dataType string, limit, offset int) ([]*iotflow.Reading, error) {
+	return s.store.ListReadings(ctx, iotflow.ReadingFilter{DeviceID: d.ID, DataType: dataType, Limit: limit, Offset: offset})
+}

@@ -231,16 +231,19 @@ func TestCloseDrainsTheQueue(t *testing.T) {
 	p := New(g, Options{MaxBatch: 7})
 	var acked atomic.Int64
 	var wg sync.WaitGroup
-	for range 40 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if p.Submit(context.Background(), f.reading(f.device)) == nil {
-				acked.Add(1)
-			}
-		}()
+	submit := func() {
+		defer wg.Done()
+		if p.Submit(context.Background(), f.reading(f.device)) == nil {
+			acked.Add(1)
+		}
 	}
-	<-g.entered
+	wg.Add(1)
+	go submit()
+	<-g.entered // the first transaction is held; the rest queue behind it
+	for range 39 {
+		wg.Add(1)
+		go submit()
+	}
 	for p.Depth() < 39 {
 		time.Sleep(time.Millisecond)
 	}

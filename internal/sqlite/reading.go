@@ -33,29 +33,17 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 		dup bool
 	}
 	results := make([]result, len(rs))
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		const insert = `INSERT INTO telemetry_data (device_id, timestamp, received_at, data_type, payload, metadata, message_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
-			RETURNING id`
-		stmt, err := tx.PrepareContext(ctx, insert)
-		if err != nil {
-			return wrap("prepare insert telemetry", err)
-		}
-		defer stmt.Close()
+	ins, cnt, err := s.hotStatements(ctx)
+	if err != nil {
+		return err
+	}
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		// A message id the device has stored already is skipped by ON
+		// CONFLICT (see insertReadingSQL) and then looked up; the single
+		// writer connection makes the pair atomic.
+		stmt, count := tx.StmtContext(ctx, ins), tx.StmtContext(ctx, cnt)
 		counts := make(map[int64]int64)
 		for i, r := range rs {
-			// The single writer connection makes the check and the insert atomic.
-			if r.MessageID != "" {
-				const find = `SELECT id, timestamp FROM telemetry_data WHERE device_id = ? AND message_id = ?`
-				err := tx.QueryRowContext(ctx, find, r.DeviceID, r.MessageID).Scan(&results[i].id, &results[i].ts)
-				if err == nil {
-					results[i].dup = true
-					counts[r.DeviceID] += 0 // the device must still exist
-					continue
-				} else if !errors.Is(err, sql.ErrNoRows) {
-					return wrap("find message id", err)
-				}
-			}
 			var msg any
 			if r.MessageID != "" {
 				msg = r.MessageID
@@ -63,16 +51,24 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 			results[i].ts = micros(r.Timestamp)
 			err := stmt.QueryRowContext(ctx, r.DeviceID, results[i].ts, micros(r.ReceivedAt),
 				r.DataType, jsonText(r.Payload), jsonText(r.Metadata), msg).Scan(&results[i].id)
-			if isForeignKey(err) {
+			switch {
+			case errors.Is(err, sql.ErrNoRows): // a repeated message id
+				const find = `SELECT id, timestamp FROM telemetry_data WHERE device_id = ? AND message_id = ?`
+				if err := tx.QueryRowContext(ctx, find, r.DeviceID, r.MessageID).Scan(&results[i].id, &results[i].ts); err != nil {
+					return wrap("find message id", err)
+				}
+				results[i].dup = true
+				counts[r.DeviceID] += 0 // the device must still exist
+			case isForeignKey(err):
 				return deviceNotFound(r.DeviceID)
-			} else if err != nil {
+			case err != nil:
 				return wrap("insert telemetry", err)
+			default:
+				counts[r.DeviceID]++
 			}
-			counts[r.DeviceID]++
 		}
-		const count = `UPDATE devices SET telemetry_count = telemetry_count + ? WHERE id = ?`
 		for _, id := range slices.Sorted(maps.Keys(counts)) {
-			res, err := tx.ExecContext(ctx, count, counts[id], id)
+			res, err := count.ExecContext(ctx, counts[id], id)
 			if err != nil {
 				return wrap("count telemetry", err)
 			}
@@ -94,6 +90,32 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 		}
 	}
 	return nil
+}
+
+const (
+	insertReadingSQL = `INSERT INTO telemetry_data (device_id, timestamp, received_at, data_type, payload, metadata, message_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (device_id, message_id) WHERE message_id IS NOT NULL DO NOTHING
+		RETURNING id`
+	countReadingsSQL = `UPDATE devices SET telemetry_count = telemetry_count + ? WHERE id = ?`
+)
+
+// hotStatements returns the statements of InsertReadings, prepared once on
+// the writer (outside any transaction: the writer has one connection).
+func (s *Store) hotStatements(ctx context.Context) (ins, cnt *sql.Stmt, err error) {
+	s.prepMu.Lock()
+	defer s.prepMu.Unlock()
+	if s.insertReading == nil {
+		if s.insertReading, err = s.writer.PrepareContext(ctx, insertReadingSQL); err != nil {
+			return nil, nil, wrap("prepare insert telemetry", err)
+		}
+	}
+	if s.countReadings == nil {
+		if s.countReadings, err = s.writer.PrepareContext(ctx, countReadingsSQL); err != nil {
+			return nil, nil, wrap("prepare count telemetry", err)
+		}
+	}
+	return s.insertReading, s.countReadings, nil
 }
 
 // ListReadings returns one page of the readings that match f, newest first.

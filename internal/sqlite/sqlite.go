@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/iotflow/iotflow/internal/iotflow"
@@ -28,6 +29,10 @@ import (
 type Store struct {
 	writer *sql.DB
 	reader *sql.DB
+
+	// Statements of the telemetry hot path, prepared once on the writer.
+	prepMu                       sync.Mutex
+	insertReading, countReadings *sql.Stmt
 }
 
 var _ iotflow.Store = (*Store)(nil)

@@ -60,8 +60,6 @@ type server struct {
 	stop   func() error
 }
 
-var listenRE = regexp.MustCompile(`listening on (http://[^ ]+)`)
-
 // startServer runs `iotflow serve` on a free loopback port with env and
 // waits until /health answers.
 func startServer(t *testing.T, env map[string]string) *server {

@@ -53,15 +53,8 @@ func runServe(ctx context.Context, e env, args []string) error {
 	defer db.Close()
 	log.Info("database ready", "storage", desc, "migrations_applied", applied)
 
-	writers := cfg.WriteWriters
-	if writers == 0 {
-		writers = 1 // SQLite has one writer connection
-		if cfg.UsesPostgres() {
-			writers = 2 // one transaction commits while the next gathers
-		}
-	}
 	pipeline := ingest.New(db, ingest.Options{
-		MaxBatch: cfg.WriteBatch, QueueSize: cfg.WriteQueue, Writers: writers, Linger: cfg.WriteLinger,
+		MaxBatch: cfg.WriteBatch, QueueSize: cfg.WriteQueue, Writers: cfg.WriteWriters, Linger: cfg.WriteLinger,
 		CommitTimeout: cfg.RequestTimeout, Logger: log,
 	})
 	cacheSize := cfg.AuthCacheSize

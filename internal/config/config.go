@@ -49,7 +49,7 @@ type Config struct {
 	// The write pipeline (group commit).
 	WriteBatch   int
 	WriteQueue   int
-	WriteWriters int // 0: chosen by the backend
+	WriteWriters int
 	WriteLinger  time.Duration
 }
 
@@ -100,7 +100,7 @@ var Settings = []Setting{
 	{"IOTFLOW_AUTH_CACHE_TTL", "5s", "How long a cached API key lives: the bound on how long another node's revocation or deactivation goes unseen."},
 	{"IOTFLOW_WRITE_BATCH", "1000", "Most readings committed in one transaction; 1 commits each request alone."},
 	{"IOTFLOW_WRITE_QUEUE", "4096", "Requests that may wait for a write; beyond it telemetry gets 503 with Retry-After."},
-	{"IOTFLOW_WRITE_WRITERS", "auto", "Transactions writing at once: auto is 1 on SQLite and 2 on PostgreSQL."},
+	{"IOTFLOW_WRITE_WRITERS", "1", "Transactions writing at once; more helps only when the database has cores to spare."},
 	{"IOTFLOW_WRITE_LINGER", "0s", "How long a write waits for more readings to join its batch; 0 adds no latency."},
 }
 
@@ -149,9 +149,7 @@ func Load(getenv func(string) string, dotenv map[string]string) (*Config, error)
 		WriteQueue:         l.intRange("IOTFLOW_WRITE_QUEUE", 1, 10_000_000),
 		WriteLinger:        l.durationOrZero("IOTFLOW_WRITE_LINGER"),
 	}
-	if v := l.str("IOTFLOW_WRITE_WRITERS"); v != "auto" {
-		c.WriteWriters = l.intRange("IOTFLOW_WRITE_WRITERS", 1, 64)
-	}
+	c.WriteWriters = l.intRange("IOTFLOW_WRITE_WRITERS", 1, 64)
 	c.LogLevel = l.level(c.Debug)
 	if strings.EqualFold(c.LogFile, "off") {
 		c.LogFile = ""

@@ -65,15 +65,19 @@ func (s *server) submitTelemetry(w http.ResponseWriter, r *http.Request, d *iotf
 		s.writeError(w, r, err)
 		return
 	}
-	body := map[string]any{
-		"message":      "Telemetry data received successfully",
-		"telemetry_id": rd.ID,
-		"timestamp":    formatTime(rd.Timestamp),
-	}
-	if rd.Duplicate {
-		body["duplicate"] = true
-	}
-	writeJSON(w, http.StatusCreated, body)
+	writeJSON(w, http.StatusCreated, telemetryAck{
+		Message: "Telemetry data received successfully", TelemetryID: rd.ID,
+		Timestamp: formatTime(rd.Timestamp), Duplicate: rd.Duplicate,
+	})
+}
+
+// telemetryAck answers a stored reading; a struct, not a map, because it
+// is the hottest response of the service.
+type telemetryAck struct {
+	Message     string `json:"message"`
+	TelemetryID int64  `json:"telemetry_id"`
+	Timestamp   string `json:"timestamp"`
+	Duplicate   bool   `json:"duplicate,omitempty"`
 }
 
 // maxDeviceTelemetryLimit caps GET /api/v1/devices/telemetry?limit=.

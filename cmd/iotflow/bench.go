@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const benchUsage = `Usage: iotflow bench [flags]
+
+Drives telemetry POSTs at an IoTFlow server and reports requests/s,
+readings/s, latency percentiles, errors and the server's memory; then checks
+that the stored rows equal the acknowledged writes.
+
+Without --url it starts 'iotflow serve' as a child process with this
+environment: PostgreSQL when DATABASE_URL (or DB_HOST) is set, otherwise a
+fresh embedded database in a temporary directory. With --baseline it first
+drives a bare net/http handler (same HTTP and JSON work, no database) the
+same way, in its own process, and prints IoTFlow's throughput as a share of it.
+
+Flags:
+`
+
+type benchConfig struct {
+	url, adminToken string
+	devices, conns  int
+	duration, warm  time.Duration
+	mode            string
+	batchSize       int
+	baseline        bool
+	rounds          int
+	serverEnv       []string
+}
+
+func runBench(ctx context.Context, e env, args []string) error {
+	if len(args) > 0 && args[0] == "serve-baseline" {
+		return runBaselineServer(e)
+	}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var c benchConfig
+	var env multiFlag
+	fs.StringVar(&c.url, "url", "", "an IoTFlow server to drive (default: start one)")
+	fs.StringVar(&c.adminToken, "admin-token", "", "admin token of the --url server, to verify stored rows")
+	fs.IntVar(&c.devices, "devices", 100, "devices to register and write as")
+	fs.IntVar(&c.conns, "connections", 32, "concurrent connections")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to measure")
+	fs.DurationVar(&c.warm, "warmup", 2*time.Second, "load before measuring")
+	fs.StringVar(&c.mode, "mode", "single", "single (POST /telemetry) or batch (POST /telemetry/batch)")
+	fs.IntVar(&c.batchSize, "batch-size", 100, "records per batch request in batch mode")
+	fs.BoolVar(&c.baseline, "baseline", false, "also measure the bare net/http handler and print the ratio")
+	fs.IntVar(&c.rounds, "rounds", 3, "measurements of each target, alternating with --baseline; the median counts")
+	fs.Var(&env, "server-env", "NAME=VALUE for the started server (repeatable), e.g. IOTFLOW_WRITE_BATCH=1")
+	if err := parseFlags(fs, e, args, benchUsage); err != nil {
+		return helpOK(err)
+	}
+	if c.mode != "single" && c.mode != "batch" {
+		return fmt.Errorf("--mode must be single or batch")
+	}
+	if c.devices < 1 || c.conns < 1 || c.batchSize < 1 || c.duration <= 0 || c.rounds < 1 {
+		return fmt.Errorf("--devices, --connections, --batch-size and --duration must be positive")
+	}
+	c.serverEnv = env
+
+	fmt.Fprintf(e.stdout, "iotflow bench: mode %s, %d devices, %d connections, %d rounds of %s (each after %s warm-up), %d CPUs\n",
+		c.mode, c.devices, c.conns, c.rounds, c.duration, c.warm, numCPU())
+
+	// Both servers run side by side, in their own processes; the rounds
+	// alternate between them so that the machine's noise hits both alike.
+	var baseURL string
+	var basePID int
+	baseKeys := make([]string, c.devices)
+	if c.baseline {
+		child, url, err := spawn(ctx, []string{"bench", "serve-baseline"}, nil, regexp.MustCompile(`baseline listening on (http://\S+)`))
+		if err != nil {
+			return err
+		}
+		defer stopChild(child)
+		baseURL, basePID = url, child.Process.Pid
+		for i := range baseKeys {
+			baseKeys[i] = fmt.Sprintf("baseline-key-%d", i)
+		}
+	}
+	url, token := c.url, c.adminToken
+	pid := 0
+	storage := "external"
+	if url == "" {
+		dir, err := os.MkdirTemp("", "iotflow-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		token = "bench-" + randomHex(16)
+		srvEnv := append([]string{"IOTFLOW_DATA_DIR=" + dir, "IOTFLOW_ADMIN_TOKEN=" + token}, c.serverEnv...)
+		child, u, err := spawn(ctx, []string{"serve"}, srvEnv, listenRE)
+		if err != nil {
+			return err
+		}
+		defer stopChild(child)
+		url, pid = u, child.Process.Pid
+		storage = "sqlite"
+		if e.getenv("DATABASE_URL") != "" || e.getenv("DB_HOST") != "" {
+			storage = "postgres"
+		}
+	}
+	keys, ids, err := registerDevices(ctx, url, c.devices)
+	if err != nil {
+		return err
+	}
+	var bases, runs []*benchResult
+	var acked, failed int64
+	for round := 1; round <= c.rounds; round++ {
+		if c.baseline {
+			b, err := drive(ctx, baseURL, baseKeys, c, basePID)
+			if err != nil {
+				return err
+			}
+			b.print(e.stdout, fmt.Sprintf("%d bare net/http", round))
+			bases = append(bases, b)
+		}
+		r, err := drive(ctx, url, keys, c, pid)
+		if err != nil {
+			return err
+		}
+		r.print(e.stdout, fmt.Sprintf("%d iotflow (%s)", round, storage))
+		runs = append(runs, r)
+		acked, failed = acked+r.ackedReadings, failed+r.failedRequests
+	}
+	med := median(runs)
+	fmt.Fprintf(e.stdout, "median iotflow: %.0f req/s, %.0f readings/s, p50 %.2fms, p99 %.2fms, p99.9 %.2fms, server RSS peak %.1f MB\n",
+		med.rps, med.readingsPerSec, ms(med.p50), ms(med.p99), ms(med.p999), float64(maxRSS(runs))/1024)
+	if c.baseline {
+		mb := median(bases)
+		ratios := make([]float64, len(runs))
+		for i := range runs {
+			ratios[i] = 100 * runs[i].rps / bases[i].rps
+		}
+		slices.Sort(ratios)
+		fmt.Fprintf(e.stdout, "ratio: median %.1f%% of bare net/http (rounds: %s); medians %.0f vs %.0f req/s\n",
+			ratios[len(ratios)/2], fmtPercents(ratios), med.rps, mb.rps)
+	}
+	if token == "" {
+		fmt.Fprintln(e.stdout, "verify: skipped (no --admin-token)")
+		return nil
+	}
+	stored, err := countStored(ctx, url, token, ids)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "verify: %d readings acknowledged (warm-ups included), %d stored, %d requests failed\n",
+		acked, stored, failed)
+	// Every acknowledged reading must be stored, once. A failed request
+	// may have been stored without its answer arriving; nothing more.
+	perReq := int64(1)
+	if c.mode == "batch" {
+		perReq = int64(c.batchSize)
+	}
+	if stored < acked || stored > acked+failed*perReq {
+		return fmt.Errorf("verify: stored rows (%d) do not match acknowledged writes (%d)", stored, acked)
+	}
+	return nil
+}
+
+// median returns the run with the median throughput.
+func median(rs []*benchResult) *benchResult {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b *benchResult) int { return cmp.Compare(a.rps, b.rps) })
+	return s[len(s)/2]
+}
+
+func maxRSS(rs []*benchResult) int64 {
+	var m int64
+	for _, r := range rs {
+		m = max(m, r.peakRSSKB)
+	}
+	return m
+}
+
+func fmtPercents(ps []float64) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = fmt.Sprintf("%.1f%%", p)
+	}
+	return strings.Join(parts, " ")
+}
+
+// multiFlag collects a repeated flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+var listenRE = regexp.MustCompile(`listening on (http://\S+)`)
+
+// spawn starts this program with args as a child process and waits for
+// its address on stdout.
+func spawn(ctx context.Context, args, env []string, addrRE *regexp.Regexp) (*exec.Cmd, string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT=0", "LOG_FILE=off", "LOG_LEVEL=WARNING")
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case u := <-found:
+		return cmd, u, nil
+	case <-time.After(30 * time.Second):
+	case <-ctx.Done():
+	}
+	stopChild(cmd)
+	return nil, "", errors.New("the server did not start")
+}
+
+func stopChild(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+// parseStatusKB reads a "Name:   123 kB" line of /proc/PID/status.
+func parseStatusKB(status, field string) int64 {
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}

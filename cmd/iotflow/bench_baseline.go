@@ -1,0 +1,89 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/iotflow/iotflow/internal/fleet"
+)
+
+// baselineHandler is the bare net/http handler IoTFlow is measured
+// against: the same HTTP and JSON work as a telemetry POST (read the key
+// header, decode the same body, answer 201 with a small JSON document) and
+// no database.
+func baselineHandler() http.Handler {
+	var id atomic.Int64
+	mux := http.NewServeMux()
+	answer := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("POST /api/v1/devices/telemetry", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-API-Key") == "" {
+			http.Error(w, `{"error":"API key required"}`, http.StatusUnauthorized)
+			return
+		}
+		var in fleet.ReadingInput
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || len(in.Data) == 0 {
+			http.Error(w, `{"error":"Invalid request"}`, http.StatusBadRequest)
+			return
+		}
+		answer(w, map[string]any{
+			"message":      "Telemetry data received successfully",
+			"telemetry_id": id.Add(1),
+			"timestamp":    time.Now().UTC().Format("2006-01-02T15:04:05.000000-07:00"),
+		})
+	})
+	mux.HandleFunc("POST /api/v1/devices/telemetry/batch", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-API-Key") == "" {
+			http.Error(w, `{"error":"API key required"}`, http.StatusUnauthorized)
+			return
+		}
+		var body struct {
+			Records []json.RawMessage `json:"records"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Records) == 0 {
+			http.Error(w, `{"error":"Invalid request"}`, http.StatusBadRequest)
+			return
+		}
+		now := time.Now().UTC().Format("2006-01-02T15:04:05.000000-07:00")
+		results := make([]map[string]any, len(body.Records))
+		for i, raw := range body.Records {
+			var in fleet.ReadingInput
+			if err := json.Unmarshal(raw, &in); err != nil {
+				http.Error(w, `{"error":"Invalid request"}`, http.StatusBadRequest)
+				return
+			}
+			results[i] = map[string]any{"index": i, "status": 201, "telemetry_id": id.Add(1), "timestamp": now}
+		}
+		answer(w, map[string]any{"message": "Telemetry batch stored successfully", "accepted": len(results), "rejected": 0, "results": results})
+	})
+	return mux
+}
+
+// runBaselineServer serves baselineHandler on a free loopback port until
+// the process is stopped; bench starts it as a child process.
+func runBaselineServer(e env) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "baseline listening on http://%s\n", ln.Addr())
+	srv := &http.Server{Handler: baselineHandler(), ReadHeaderTimeout: 5 * time.Second}
+	return srv.Serve(ln)
+}
+
+// rssKB reads a process's resident set size in KiB from /proc (Linux).
+func rssKB(pid int, field string) int64 {
+	b, err := readFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	return parseStatusKB(string(b), field)
+}

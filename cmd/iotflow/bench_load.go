@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func numCPU() int { return runtime.NumCPU() }
+
+// benchResult is what one measured run produced.
+type benchResult struct {
+	requests, errors int64
+	// ackedReadings and failedRequests count every request, warm-up included.
+	ackedReadings, failedRequests int64
+	elapsed                       time.Duration
+	rps, readingsPerSec           float64
+	p50, p99, p999                time.Duration
+	peakRSSKB                     int64
+	firstError                    string
+}
+
+func (r *benchResult) print(w io.Writer, name string) {
+	fmt.Fprintf(w, "%-26s %9.0f req/s %10.0f readings/s  p50 %7.2fms  p99 %7.2fms  p99.9 %7.2fms  errors %d",
+		name, r.rps, r.readingsPerSec, ms(r.p50), ms(r.p99), ms(r.p999), r.errors)
+	if r.peakRSSKB > 0 {
+		fmt.Fprintf(w, "  server RSS peak %.1f MB", float64(r.peakRSSKB)/1024)
+	}
+	fmt.Fprintln(w)
+	if r.firstError != "" {
+		fmt.Fprintf(w, "  first error: %s\n", r.firstError)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+var benchClient = &http.Client{Timeout: 30 * time.Second}
+
+// registerDevices registers n devices and returns their keys and ids.
+func registerDevices(ctx context.Context, url string, n int) ([]string, []int64, error) {
+	run := randomHex(4)
+	keys, ids := make([]string, n), make([]int64, n)
+	for i := range n {
+		body := fmt.Sprintf(`{"name":"bench-%s-%d","device_type":"sensor","location":"bench"}`, run, i)
+		var out struct {
+			Device struct {
+				ID     int64  `json:"id"`
+				APIKey string `json:"api_key"`
+			} `json:"device"`
+		}
+		status, err := postJSON(ctx, url+"/api/v1/devices/register", "", []byte(body), &out)
+		if err != nil || status != http.StatusCreated {
+			return nil, nil, fmt.Errorf("register bench device: status %d: %v", status, err)
+		}
+		keys[i], ids[i] = out.Device.APIKey, out.Device.ID
+	}
+	return keys, ids, nil
+}
+
+func postJSON(ctx context.Context, url, key string, body []byte, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	res, err := benchClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if out != nil {
+		return res.StatusCode, json.NewDecoder(res.Body).Decode(out)
+	}
+	_, err = io.Copy(io.Discard, res.Body)
+	return res.StatusCode, err
+}
+
+// drive runs c.conns workers against url for the warm-up and c.duration,
+// and measures the latter. pid, when not 0, is the server whose RSS is sampled.
+func drive(ctx context.Context, url string, keys []string, c benchConfig, pid int) (*benchResult, error) {
+	path, perReq := "/api/v1/devices/telemetry", 1
+	if c.mode == "batch" {
+		path, perReq = "/api/v1/devices/telemetry/batch", c.batchSize
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: c.conns, MaxConnsPerHost: c.conns, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+
+	run := randomHex(4) // message ids are unique per drive, so no write is a retry
+	var measuring, stop atomic.Bool
+	var requests, errs, acked, failed atomic.Int64
+	var firstErr atomic.Value
+	lat := make([][]time.Duration, c.conns)
+	var wg sync.WaitGroup
+	for w := range c.conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var body bytes.Buffer
+			for i := 0; !stop.Load(); i++ {
+				key := keys[(w+i*c.conns)%len(keys)]
+				body.Reset()
+				writeBody(&body, c.mode, perReq, run, w, i)
+				start := time.Now()
+				ok, msg := post(ctx, client, url+path, key, body.Bytes())
+				took := time.Since(start)
+				if ok {
+					acked.Add(int64(perReq))
+				} else {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, msg)
+				}
+				if !measuring.Load() {
+					continue
+				}
+				requests.Add(1)
+				if !ok {
+					errs.Add(1)
+					continue
+				}
+				lat[w] = append(lat[w], took)
+			}
+		}()
+	}
+	time.Sleep(c.warm)
+	var peak int64
+	sample := func() {
+		if pid != 0 {
+			peak = max(peak, rssKB(pid, "VmRSS"))
+		}
+	}
+	measuring.Store(true)
+	start := time.Now()
+	for time.Since(start) < c.duration {
+		sample()
+		time.Sleep(100 * time.Millisecond)
+	}
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	sample()
+
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	pct := func(p float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[min(len(all)-1, int(p*float64(len(all))))]
+	}
+	r := &benchResult{
+		requests: requests.Load(), errors: errs.Load(), elapsed: elapsed,
+		p50: pct(0.50), p99: pct(0.99), p999: pct(0.999), peakRSSKB: peak,
+		ackedReadings: acked.Load(), failedRequests: failed.Load(),
+	}
+	r.rps = float64(r.requests-r.errors) / elapsed.Seconds()
+	r.readingsPerSec = r.rps * float64(perReq)
+	if v := firstErr.Load(); v != nil {
+		r.firstError = v.(string)
+	}
+	return r, nil
+}
+
+// writeBody writes a request body: a reading with a unique message_id, or
+// a batch of them.
+func writeBody(b *bytes.Buffer, mode string, n int, run string, worker, i int) {
+	record := func(j int) {
+		fmt.Fprintf(b, `{"data":{"temperature":%d.%d,"humidity":%d,"battery":97},"metadata":{"fw":"1.2.3"},"type":"sensor","message_id":"%d-%d-%d-%s"}`,
+			18+j%10, i%10, 40+i%20, worker, i, j, run)
+	}
+	if mode == "single" {
+		record(0)
+		return
+	}
+	b.WriteString(`{"records":[`)
+	for j := range n {
+		if j > 0 {
+			b.WriteByte(',')
+		}
+		record(j)
+	}
+	b.WriteString(`]}`)
+}
+
+func post(ctx context.Context, client *http.Client, url, key string, body []byte) (bool, string) {
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+	if err != nil {
+		return false, err.Error()
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", key)
+	res, err := client.Do(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		return false, strconv.Itoa(res.StatusCode) + " " + string(b)
+	}
+	return true, ""
+}
+
+// countStored counts the stored rows of the given devices through the
+// admin API: a type filter makes the server count rows, not read counters.
+func countStored(ctx context.Context, url, token string, ids []int64) (int64, error) {
+	var total int64
+	for _, id := range ids {
+		req, _ := http.NewRequestWithContext(ctx, "GET",
+			fmt.Sprintf("%s/api/v1/admin/telemetry?device_id=%d&type=sensor&per_page=1", url, id), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := benchClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		var out struct {
+			Pagination struct {
+				Total int64 `json:"total"`
+			} `json:"pagination"`
+		}
+		err = json.NewDecoder(res.Body).Decode(&out)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("count readings of device %d: status %d: %v", id, res.StatusCode, err)
+		}
+		total += out.Pagination.Total
+	}
+	return total, nil
+}

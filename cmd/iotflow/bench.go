@@ -6,9 +6,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -24,6 +26,8 @@ const benchUsage = `Usage: iotflow bench [flags]
 Drives telemetry POSTs at an IoTFlow server and reports requests/s,
 readings/s, latency percentiles, errors and the server's memory; then checks
 that the stored rows equal the acknowledged writes.
+
+'iotflow bench query' measures reads at scale instead (see its --help).
 
 Without --url it starts 'iotflow serve' as a child process with this
 environment: PostgreSQL when DATABASE_URL (or DB_HOST) is set, otherwise a
@@ -48,6 +52,9 @@ type benchConfig struct {
 func runBench(ctx context.Context, e env, args []string) error {
 	if len(args) > 0 && args[0] == "serve-baseline" {
 		return runBaselineServer(e)
+	}
+	if len(args) > 0 && args[0] == "query" {
+		return runBenchQuery(ctx, e, args[1:])
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var c benchConfig
@@ -266,6 +273,11 @@ func randomHex(n int) string {
 }
 
 func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+func jsonDecodeBody(res *http.Response, out any) error {
+	defer res.Body.Close()
+	return json.NewDecoder(res.Body).Decode(out)
+}
 
 // parseStatusKB reads a "Name:   123 kB" line of /proc/PID/status.
 func parseStatusKB(status, field string) int64 {

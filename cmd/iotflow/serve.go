@@ -75,6 +75,12 @@ func runServe(ctx context.Context, e env, args []string) error {
 			"Use it as 'Authorization: Bearer <token>' on /api/v1/admin/*. Mint more with 'iotflow admin create-token'.\n\n", token)
 	}
 
+	limits, closeLimits, err := newLimits(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeLimits.Close()
+
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		return fmt.Errorf("listen on %s (HOST, PORT): %w", cfg.Addr(), err)
@@ -82,9 +88,9 @@ func runServe(ctx context.Context, e env, args []string) error {
 	srv := &http.Server{
 		Handler: httpapi.NewHandler(httpapi.Deps{
 			Service: svc, Logger: log, Version: version, RequestTimeout: cfg.RequestTimeout, Started: time.Now(),
-			MaxBatch: cfg.MaxBatch,
+			MaxBatch: cfg.MaxBatch, Limits: limits, MaxBodyBytes: cfg.MaxBodyBytes, MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
 		}),
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,

@@ -32,14 +32,23 @@ type Config struct {
 	LogFormat string // "text" or "json"
 	LogFile   string // "" disables the file log
 
-	RateLimitPerMinute int
-	RedisURL           string
+	RateLimitPerMinute          int
+	TelemetryRateLimitPerMinute int
+	BacklogRateLimitPerHour     int
+	RegisterRateLimitPerMinute  int
+	AuthFailureLimitPerMinute   int
+	AdminRateLimitPerMinute     int
+	RedisURL                    string
+	RedisPrefix                 string
+	MaxBodyBytes                int64
+	MaxBatchBodyBytes           int64
 
-	OnlineTimeout   time.Duration
-	AdminToken      string
-	LastSeenFlush   time.Duration
-	ShutdownTimeout time.Duration
-	RequestTimeout  time.Duration
+	OnlineTimeout     time.Duration
+	AdminToken        string
+	LastSeenFlush     time.Duration
+	ShutdownTimeout   time.Duration
+	RequestTimeout    time.Duration
+	ReadHeaderTimeout time.Duration
 
 	MaxBatch      int
 	MaxClockSkew  time.Duration
@@ -87,14 +96,23 @@ var Settings = []Setting{
 	{"LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."},
 	{"LOG_FORMAT", "text", "text or json."},
 	{"LOG_FILE", "logs/iotflow.log", "Log file, rotated at 10 MB keeping 5 backups; `off` disables it."},
-	{"RATE_LIMIT_PER_MINUTE", "60", "Requests per minute per device (validated; enforcement arrives with the rate-limiting work)."},
-	{"REDIS_URL", "", "redis:// URL (validated; used by the shared rate limiter)."},
+	{"RATE_LIMIT_PER_MINUTE", "60", "Requests per minute per device to status, config, heartbeat and reading telemetry."},
+	{"TELEMETRY_RATE_LIMIT_PER_MINUTE", "100", "Readings per minute per device, single or in batches."},
+	{"IOTFLOW_BACKLOG_RATE_LIMIT_PER_HOUR", "6000", "Further readings per hour per device for batches the telemetry limit refuses (flushing a backlog)."},
+	{"IOTFLOW_REGISTER_RATE_LIMIT_PER_MINUTE", "10", "Registrations per minute per client address."},
+	{"IOTFLOW_AUTH_FAILURE_LIMIT_PER_MINUTE", "10", "Failed authentications per minute per client address before it gets 429."},
+	{"IOTFLOW_ADMIN_RATE_LIMIT_PER_MINUTE", "600", "Admin requests per minute per admin token."},
+	{"REDIS_URL", "", "redis:// URL: rate limits shared by every node; unset keeps them in memory."},
+	{"IOTFLOW_REDIS_PREFIX", "iotflow:rl:", "Prefix of the rate-limit keys in Redis, for deployments that share one Redis."},
 	{"IOTFLOW_ONLINE_TIMEOUT", "300s", "A device is online when seen within this long (seconds or a Go duration)."},
 	{"IOTFLOW_ADMIN_TOKEN", "", "Static admin bearer token (at least 16 characters), accepted beside tokens minted by `iotflow admin create-token`."},
 	{"IOTFLOW_LAST_SEEN_FLUSH", "5s", "How often last_seen times kept in memory are written to the database."},
 	{"IOTFLOW_SHUTDOWN_TIMEOUT", "10s", "How long shutdown waits for requests in flight."},
 	{"IOTFLOW_REQUEST_TIMEOUT", "10s", "Deadline of the database work of one request."},
+	{"IOTFLOW_READ_HEADER_TIMEOUT", "5s", "How long a client may take to send its request headers; slower ones are cut off."},
 	{"IOTFLOW_MAX_BATCH", "1000", "Most records of one POST /api/v1/devices/telemetry/batch."},
+	{"IOTFLOW_MAX_BODY_BYTES", "65536", "Largest request body; larger gets 413."},
+	{"IOTFLOW_MAX_BATCH_BODY_BYTES", "1048576", "Largest body of a batch submission."},
 	{"IOTFLOW_MAX_CLOCK_SKEW", "5m", "How far in the future a device-supplied timestamp may lie."},
 	{"IOTFLOW_AUTH_CACHE_SIZE", "10000", "API keys kept in memory; 0 disables the cache."},
 	{"IOTFLOW_AUTH_CACHE_TTL", "5s", "How long a cached API key lives: the bound on how long another node's revocation or deactivation goes unseen."},
@@ -126,30 +144,39 @@ func Load(getenv func(string) string, dotenv map[string]string) (*Config, error)
 		return strings.TrimSpace(dotenv[name])
 	}}
 	c := &Config{
-		DatabaseURL:        l.databaseURL(),
-		DataDir:            l.str("IOTFLOW_DATA_DIR"),
-		Host:               l.str("HOST"),
-		Port:               l.intRange("PORT", 0, 65535),
-		SecretKey:          l.str("SECRET_KEY"),
-		Debug:              l.boolean("DEBUG"),
-		LogFormat:          l.oneOf("LOG_FORMAT", "text", "json"),
-		LogFile:            l.str("LOG_FILE"),
-		RateLimitPerMinute: l.intRange("RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
-		RedisURL:           l.redisURL(),
-		OnlineTimeout:      l.duration("IOTFLOW_ONLINE_TIMEOUT"),
-		AdminToken:         l.str("IOTFLOW_ADMIN_TOKEN"),
-		LastSeenFlush:      l.duration("IOTFLOW_LAST_SEEN_FLUSH"),
-		ShutdownTimeout:    l.duration("IOTFLOW_SHUTDOWN_TIMEOUT"),
-		RequestTimeout:     l.duration("IOTFLOW_REQUEST_TIMEOUT"),
-		MaxBatch:           l.intRange("IOTFLOW_MAX_BATCH", 1, 100_000),
-		MaxClockSkew:       l.duration("IOTFLOW_MAX_CLOCK_SKEW"),
-		AuthCacheSize:      l.intRange("IOTFLOW_AUTH_CACHE_SIZE", 0, 10_000_000),
-		AuthCacheTTL:       l.duration("IOTFLOW_AUTH_CACHE_TTL"),
-		WriteBatch:         l.intRange("IOTFLOW_WRITE_BATCH", 1, 100_000),
-		WriteQueue:         l.intRange("IOTFLOW_WRITE_QUEUE", 1, 10_000_000),
-		WriteLinger:        l.durationOrZero("IOTFLOW_WRITE_LINGER"),
+		DatabaseURL:                 l.databaseURL(),
+		DataDir:                     l.str("IOTFLOW_DATA_DIR"),
+		Host:                        l.str("HOST"),
+		Port:                        l.intRange("PORT", 0, 65535),
+		SecretKey:                   l.str("SECRET_KEY"),
+		Debug:                       l.boolean("DEBUG"),
+		LogFormat:                   l.oneOf("LOG_FORMAT", "text", "json"),
+		LogFile:                     l.str("LOG_FILE"),
+		RateLimitPerMinute:          l.intRange("RATE_LIMIT_PER_MINUTE", 1, 100_000_000),
+		TelemetryRateLimitPerMinute: l.intRange("TELEMETRY_RATE_LIMIT_PER_MINUTE", 1, 100_000_000),
+		BacklogRateLimitPerHour:     l.intRange("IOTFLOW_BACKLOG_RATE_LIMIT_PER_HOUR", 1, 1_000_000_000),
+		RegisterRateLimitPerMinute:  l.intRange("IOTFLOW_REGISTER_RATE_LIMIT_PER_MINUTE", 1, 100_000_000),
+		AuthFailureLimitPerMinute:   l.intRange("IOTFLOW_AUTH_FAILURE_LIMIT_PER_MINUTE", 1, 100_000_000),
+		AdminRateLimitPerMinute:     l.intRange("IOTFLOW_ADMIN_RATE_LIMIT_PER_MINUTE", 1, 100_000_000),
+		MaxBodyBytes:                int64(l.intRange("IOTFLOW_MAX_BODY_BYTES", 1024, 1<<30)),
+		MaxBatchBodyBytes:           int64(l.intRange("IOTFLOW_MAX_BATCH_BODY_BYTES", 1024, 1<<30)),
+		RedisURL:                    l.redisURL(),
+		RedisPrefix:                 l.str("IOTFLOW_REDIS_PREFIX"),
+		OnlineTimeout:               l.duration("IOTFLOW_ONLINE_TIMEOUT"),
+		AdminToken:                  l.str("IOTFLOW_ADMIN_TOKEN"),
+		LastSeenFlush:               l.duration("IOTFLOW_LAST_SEEN_FLUSH"),
+		ShutdownTimeout:             l.duration("IOTFLOW_SHUTDOWN_TIMEOUT"),
+		RequestTimeout:              l.duration("IOTFLOW_REQUEST_TIMEOUT"),
+		MaxBatch:                    l.intRange("IOTFLOW_MAX_BATCH", 1, 100_000),
+		MaxClockSkew:                l.duration("IOTFLOW_MAX_CLOCK_SKEW"),
+		AuthCacheSize:               l.intRange("IOTFLOW_AUTH_CACHE_SIZE", 0, 10_000_000),
+		AuthCacheTTL:                l.duration("IOTFLOW_AUTH_CACHE_TTL"),
+		WriteBatch:                  l.intRange("IOTFLOW_WRITE_BATCH", 1, 100_000),
+		WriteQueue:                  l.intRange("IOTFLOW_WRITE_QUEUE", 1, 10_000_000),
+		WriteLinger:                 l.durationOrZero("IOTFLOW_WRITE_LINGER"),
 	}
 	c.WriteWriters = l.intRange("IOTFLOW_WRITE_WRITERS", 1, 64)
+	c.ReadHeaderTimeout = l.duration("IOTFLOW_READ_HEADER_TIMEOUT")
 	c.LogLevel = l.level(c.Debug)
 	if strings.EqualFold(c.LogFile, "off") {
 		c.LogFile = ""

@@ -27,6 +27,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.LogLevel != slog.LevelInfo || c.LogFile != "logs/iotflow.log" || c.LogFormat != "text" {
 		t.Errorf("logging = %v %q %q", c.LogLevel, c.LogFile, c.LogFormat)
 	}
+	if c.RedisPrefix != "iotflow:rl:" || c.TelemetryRateLimitPerMinute != 100 || c.MaxBodyBytes != 65536 || c.WriteWriters != 1 {
+		t.Errorf("defaults: prefix %q telemetry %d body %d writers %d", c.RedisPrefix, c.TelemetryRateLimitPerMinute, c.MaxBodyBytes, c.WriteWriters)
+	}
 	if c.OnlineTimeout != 300*time.Second || c.RateLimitPerMinute != 60 || c.LastSeenFlush != 5*time.Second {
 		t.Errorf("timeouts = %v %d %v", c.OnlineTimeout, c.RateLimitPerMinute, c.LastSeenFlush)
 	}

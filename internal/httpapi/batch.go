@@ -27,6 +27,7 @@ type recordJSON struct {
 // all are stored, 207 with a status per record when some are rejected (the
 // valid ones are stored), 400 when none is valid or the body is not a batch.
 func (s *server) submitBatch(w http.ResponseWriter, r *http.Request, d *iotflow.Device) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.MaxBatchBodyBytes)
 	var req batchRequest
 	if err := decodeJSON(r, &req); err != nil {
 		s.writeError(w, r, err)
@@ -41,6 +42,9 @@ func (s *server) submitBatch(w http.ResponseWriter, r *http.Request, d *iotflow.
 		return
 	case len(req.Records) > s.MaxBatch:
 		s.writeError(w, r, invalid("Field 'records' holds %d records; at most %d are allowed", len(req.Records), s.MaxBatch))
+		return
+	}
+	if !s.allowBatch(w, r, d.ID, len(req.Records)) {
 		return
 	}
 	results, err := s.Service.SubmitBatch(r.Context(), d, req.Records)

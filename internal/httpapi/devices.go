@@ -20,6 +20,9 @@ type registerRequest struct {
 
 func (s *server) register() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.allow(w, r, "ip:"+clientIP(r), s.Limits.register(), 1, "from this address") {
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
 		var req registerRequest
 		if err := decodeJSON(r, &req); err != nil {

@@ -31,6 +31,9 @@ func (s *server) health() http.Handler {
 			"database":       "connected",
 			"uptime_seconds": int64(time.Since(s.Started).Seconds()),
 		}
+		if d, ok := s.limiterState(); ok {
+			body["rate_limiter"] = d
+		}
 		status := http.StatusOK
 		if err := s.Service.Store().Ping(ctx); err != nil {
 			s.Logger.Warn("health check: database unreachable", "err", err)
@@ -40,4 +43,23 @@ func (s *server) health() http.Handler {
 		}
 		writeJSON(w, status, body)
 	})
+}
+
+// degradable is a limiter that can fall back from a shared store.
+type degradable interface {
+	Degraded() bool
+	Fallbacks() uint64
+}
+
+// limiterState describes a shared rate limiter: whether it has fallen back
+// to memory and how many decisions it made there.
+func (s *server) limiterState() (map[string]any, bool) {
+	if s.Limits == nil {
+		return nil, false
+	}
+	d, ok := s.Limits.Limiter.(degradable)
+	if !ok {
+		return map[string]any{"backend": "memory"}, true
+	}
+	return map[string]any{"backend": "redis", "degraded": d.Degraded(), "fallback_decisions": d.Fallbacks()}, true
 }

@@ -36,8 +36,14 @@ func eachBackend(t *testing.T, fn func(t *testing.T, a *api)) {
 }
 
 func newAPI(t *testing.T, store iotflow.Store) *api {
+	return newAPIWith(t, store, httpapi.Deps{})
+}
+
+// newAPIWith starts a server with deps; Service and Version are filled in.
+func newAPIWith(t *testing.T, store iotflow.Store, deps httpapi.Deps) *api {
 	svc := fleet.New(store, fleet.Options{OnlineTimeout: 300 * time.Second, StaticAdminToken: adminToken})
-	srv := httptest.NewServer(httpapi.NewHandler(httpapi.Deps{Service: svc, Version: "test"}))
+	deps.Service, deps.Version = svc, "test"
+	srv := httptest.NewServer(httpapi.NewHandler(deps))
 	t.Cleanup(srv.Close)
 	return &api{t: t, base: srv.URL, svc: svc, store: store}
 }

@@ -196,18 +196,43 @@ func bearerToken(r *http.Request) string {
 	return ""
 }
 
+// Which limit a device route counts against.
+const (
+	limitDevice    = iota // RATE_LIMIT_PER_MINUTE
+	limitTelemetry        // TELEMETRY_RATE_LIMIT_PER_MINUTE, one reading
+	limitInHandler        // the handler counts (a batch, once it knows its size)
+)
+
 // device wraps a handler that needs an authenticated device.
-func (s *server) device(h func(http.ResponseWriter, *http.Request, *iotflow.Device)) http.Handler {
+func (s *server) device(limit int, h func(http.ResponseWriter, *http.Request, *iotflow.Device)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.authBlocked(w, r) {
+			return
+		}
 		ctx, cancel := s.withTimeout(r)
 		defer cancel()
 		d, err := s.Service.Authenticate(ctx, r.Header.Get("X-API-Key"))
 		if err != nil {
+			if iotflow.ErrorCode(err) == iotflow.EUNAUTHORIZED {
+				s.authFailed(ctx, r)
+			}
 			s.writeError(w, r, err)
 			return
 		}
 		info(r.Context()).deviceID = d.ID
-		r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
+		switch limit {
+		case limitDevice:
+			if !s.allow(w, r, deviceKey(d.ID), s.Limits.device(), 1, "by this device") {
+				return
+			}
+		case limitTelemetry:
+			if !s.allow(w, r, deviceKey(d.ID), s.Limits.telemetry(), 1, "by this device") {
+				return
+			}
+		}
+		if limit != limitInHandler { // a batch sets its own, larger cap
+			r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
+		}
 		h(w, r.WithContext(ctx), d)
 	})
 }
@@ -215,14 +240,23 @@ func (s *server) device(h func(http.ResponseWriter, *http.Request, *iotflow.Devi
 // admin wraps a handler that needs an admin bearer token.
 func (s *server) admin(h func(http.ResponseWriter, *http.Request, *fleet.AdminIdentity)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.authBlocked(w, r) {
+			return
+		}
 		ctx, cancel := s.withTimeout(r)
 		defer cancel()
 		who, err := s.Service.AuthenticateAdmin(ctx, bearerToken(r))
 		if err != nil {
+			if iotflow.ErrorCode(err) == iotflow.EUNAUTHORIZED {
+				s.authFailed(ctx, r)
+			}
 			s.writeError(w, r, err)
 			return
 		}
 		info(r.Context()).admin = who.TokenName
+		if !s.allow(w, r, "admin:"+strconv.FormatInt(who.TokenID, 10), s.Limits.admin(), 1, "with this admin token") {
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
 		h(w, r.WithContext(ctx), who)
 	})

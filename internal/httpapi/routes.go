@@ -24,6 +24,10 @@ type Deps struct {
 	MaxBatch int
 	// Started is when the service started, for the uptime in /health.
 	Started time.Time
+	// Limits are the rate limits; nil enforces none.
+	Limits *Limits
+	// MaxBatchBodyBytes caps the body of a batch submission (default 1 MiB).
+	MaxBatchBodyBytes int64
 }
 
 type server struct {
@@ -41,6 +45,9 @@ func NewHandler(d Deps) http.Handler {
 	if d.MaxBodyBytes <= 0 {
 		d.MaxBodyBytes = 1 << 20
 	}
+	if d.MaxBatchBodyBytes <= 0 {
+		d.MaxBatchBodyBytes = 1 << 20
+	}
 	if d.MaxBatch <= 0 {
 		d.MaxBatch = 1000
 	}
@@ -55,12 +62,12 @@ func NewHandler(d Deps) http.Handler {
 
 	// Device API: registration is open, everything else needs X-API-Key.
 	mux.Handle("POST /api/v1/devices/register", s.register())
-	mux.Handle("GET /api/v1/devices/status", s.device(s.deviceStatus))
-	mux.Handle("POST /api/v1/devices/telemetry", s.device(s.submitTelemetry))
-	mux.Handle("POST /api/v1/devices/telemetry/batch", s.device(s.submitBatch))
-	mux.Handle("GET /api/v1/devices/telemetry", s.device(s.deviceTelemetry))
-	mux.Handle("PUT /api/v1/devices/config", s.device(s.updateConfig))
-	mux.Handle("POST /api/v1/devices/heartbeat", s.device(s.heartbeat))
+	mux.Handle("GET /api/v1/devices/status", s.device(limitDevice, s.deviceStatus))
+	mux.Handle("POST /api/v1/devices/telemetry", s.device(limitTelemetry, s.submitTelemetry))
+	mux.Handle("POST /api/v1/devices/telemetry/batch", s.device(limitInHandler, s.submitBatch))
+	mux.Handle("GET /api/v1/devices/telemetry", s.device(limitDevice, s.deviceTelemetry))
+	mux.Handle("PUT /api/v1/devices/config", s.device(limitDevice, s.updateConfig))
+	mux.Handle("POST /api/v1/devices/heartbeat", s.device(limitDevice, s.heartbeat))
 
 	// Admin API: every route needs an admin bearer token.
 	mux.Handle("GET /api/v1/admin/devices", s.admin(s.listDevices))

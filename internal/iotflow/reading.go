@@ -81,11 +81,16 @@ func ValidateReading(data, metadata json.RawMessage, dataType string) (json.RawM
 	if err := checkText("data", data); err != nil {
 		return nil, "", err
 	}
+	if err := checkShape("data", data); err != nil {
+		return nil, "", err
+	}
 	if t := bytes.TrimSpace(metadata); len(t) == 0 || bytes.Equal(t, []byte("null")) {
 		metadata = json.RawMessage("{}")
 	} else if !isObject(metadata) {
 		return nil, "", Errorf(EINVALID, "Validation error", "Field 'metadata' must be a JSON object")
 	} else if err := checkText("metadata", metadata); err != nil {
+		return nil, "", err
+	} else if err := checkShape("metadata", metadata); err != nil {
 		return nil, "", err
 	}
 	dataType = strings.TrimSpace(dataType)
@@ -101,6 +106,45 @@ func ValidateReading(data, metadata json.RawMessage, dataType string) (json.RawM
 func isObject(raw json.RawMessage) bool {
 	t := bytes.TrimSpace(raw)
 	return len(t) > 0 && t[0] == '{' && json.Valid(t)
+}
+
+// Limits of a reading's JSON.
+const (
+	MaxJSONDepth   = 32  // nesting of objects and arrays
+	MaxPayloadKeys = 256 // object keys, counted at every depth
+)
+
+// checkShape rejects JSON nested deeper than MaxJSONDepth or with more than
+// MaxPayloadKeys keys. raw is valid JSON: outside strings, every ':'
+// follows a key.
+func checkShape(field string, raw json.RawMessage) error {
+	depth, keys, inString := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			if depth++; depth > MaxJSONDepth {
+				return Errorf(EINVALID, "Validation error", "Field '%s' is nested deeper than %d levels", field, MaxJSONDepth)
+			}
+		case '}', ']':
+			depth--
+		case ':':
+			if keys++; keys > MaxPayloadKeys {
+				return Errorf(EINVALID, "Validation error", "Field '%s' has more than %d keys", field, MaxPayloadKeys)
+			}
+		}
+	}
+	return nil
 }
 
 // checkText rejects what not every backend can store: invalid UTF-8 and

@@ -140,6 +140,7 @@ func TestAPIKeyUsable(t *testing.T) {
 		{APIKey{Active: false}, false},
 		{APIKey{Active: true, ExpiresAt: &future}, true},
 		{APIKey{Active: true, ExpiresAt: &past}, false},
+		{APIKey{Active: true, RevokedAt: &past}, false},
 	} {
 		if got := tc.k.Usable(now); got != tc.want {
 			t.Errorf("%+v: Usable = %v", tc.k, got)

@@ -21,7 +21,9 @@ const (
 )
 
 // APIKey is the stored form of a device API key: never the secret itself,
-// only its SHA-256 hash and a short prefix to recognise it by.
+// only its SHA-256 hash and a short prefix to recognise it by. A device may
+// hold several keys: during a rotation the old one keeps working until its
+// ExpiresAt. A revoked key has Active false and RevokedAt set.
 type APIKey struct {
 	ID         int64
 	DeviceID   int64
@@ -32,11 +34,20 @@ type APIKey struct {
 	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
 	UsageCount int64
+	RevokedAt  *time.Time
 }
 
-// Usable reports whether the key may authenticate at now.
+// Usable reports whether the key may authenticate at now: it is active, not
+// revoked and not expired.
 func (k *APIKey) Usable(now time.Time) bool {
-	return k.Active && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt))
+	return k.Active && k.RevokedAt == nil && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt))
+}
+
+// KeyUsage is how much a key was used since usage was last recorded: Count
+// requests, the last of them at LastUsed.
+type KeyUsage struct {
+	Count    int64
+	LastUsed time.Time
 }
 
 // AdminToken is the stored form of an admin bearer token.

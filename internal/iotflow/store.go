@@ -27,8 +27,36 @@ type Store interface {
 	DeviceByName(ctx context.Context, name string) (*Device, error)
 
 	// DeviceByKeyHash returns the key whose Hash equals hash, whatever its
-	// state, and its device; ENOTFOUND when no key has that hash.
+	// state (inactive, expired or revoked), and its device; ENOTFOUND when
+	// no key has that hash.
 	DeviceByKeyHash(ctx context.Context, hash string) (*Device, *APIKey, error)
+
+	// CreateAPIKey stores a further key of the device key.DeviceID, every
+	// field as given, and sets key.ID. Returns ENOTFOUND when the device
+	// does not exist and ECONFLICT when a key with that Hash exists.
+	CreateAPIKey(ctx context.Context, key *APIKey) error
+
+	// APIKeys returns every key of the device, active, expired and revoked
+	// alike, oldest (CreatedAt, then ID) first; an empty slice for a device
+	// without keys or an unknown device. Like every APIKey they carry only
+	// the Hash and Prefix, never a secret.
+	APIKeys(ctx context.Context, deviceID int64) ([]*APIKey, error)
+
+	// RevokeAPIKey sets the key's Active to false and, unless it is revoked
+	// already (revoking again keeps the first time), its RevokedAt to at;
+	// it returns the key. ENOTFOUND when the device has no key keyID.
+	RevokeAPIKey(ctx context.Context, deviceID, keyID int64, at time.Time) (*APIKey, error)
+
+	// ExpireAPIKey sets the key's ExpiresAt to at when it has no expiry or
+	// a later one, never extending it: a rotated key keeps working until at.
+	// Returns the key; ENOTFOUND when the device has no key keyID.
+	ExpireAPIKey(ctx context.Context, deviceID, keyID int64, at time.Time) (*APIKey, error)
+
+	// RecordKeyUsage adds each key's Count to its UsageCount and sets its
+	// LastUsedAt to the later of the stored value and LastUsed (a zero
+	// LastUsed leaves it), in one transaction for the whole map. Unknown
+	// ids are ignored; an empty map is a no-op.
+	RecordKeyUsage(ctx context.Context, usage map[int64]KeyUsage) error
 
 	// ListDevices returns one page of the devices that match f, newest
 	// (CreatedAt, then ID) first, and the number of devices that match f in

@@ -86,13 +86,7 @@ func (s *Store) CreateDevice(ctx context.Context, d *iotflow.Device, key *iotflo
 		return wrap(ctx, "insert device", err)
 	}
 
-	err = tx.QueryRow(ctx, `
-		INSERT INTO device_auth (device_id, api_key_hash, key_prefix, is_active, created_at,
-			expires_at, last_used_at, usage_count)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		RETURNING id`,
-		deviceID, key.Hash, key.Prefix, key.Active, key.CreatedAt, key.ExpiresAt, key.LastUsedAt, key.UsageCount,
-	).Scan(&keyID)
+	err = tx.QueryRow(ctx, insertKeySQL, insertKeyArgs(deviceID, key)...).Scan(&keyID)
 	if err != nil {
 		return wrap(ctx, "insert device key", err)
 	}
@@ -126,19 +120,16 @@ func (s *Store) DeviceByName(ctx context.Context, name string) (*iotflow.Device,
 func (s *Store) DeviceByKeyHash(ctx context.Context, hash string) (*iotflow.Device, *iotflow.APIKey, error) {
 	var r deviceRow
 	var k iotflow.APIKey
-	dest := append(r.dest(), &k.ID, &k.DeviceID, &k.Prefix, &k.Hash, &k.Active, &k.CreatedAt,
-		&k.ExpiresAt, &k.LastUsedAt, &k.UsageCount)
 	err := s.pool.QueryRow(ctx, `
-		SELECT `+deviceColumns+`, k.id, k.device_id, k.key_prefix, k.api_key_hash, k.is_active,
-			k.created_at, k.expires_at, k.last_used_at, k.usage_count
+		SELECT `+deviceColumns+`, `+keyColumns+`
 		FROM device_auth AS k JOIN devices AS d ON d.id = k.device_id
-		WHERE k.api_key_hash = $1`, hash).Scan(dest...)
+		WHERE k.api_key_hash = $1`, hash).Scan(append(r.dest(), keyDest(&k)...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, iotflow.Errorf(iotflow.ENOTFOUND, "API key not found", "No API key has that hash.")
 	} else if err != nil {
 		return nil, nil, wrap(ctx, "get device by key hash", err)
 	}
-	k.CreatedAt, k.ExpiresAt, k.LastUsedAt = k.CreatedAt.UTC(), utcPtr(k.ExpiresAt), utcPtr(k.LastUsedAt)
+	keyUTC(&k)
 	return r.device(), &k, nil
 }
 

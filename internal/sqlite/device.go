@@ -37,14 +37,7 @@ func (s *Store) CreateDevice(ctx context.Context, d *iotflow.Device, key *iotflo
 		if key == nil {
 			return nil
 		}
-		const insertKey = `INSERT INTO device_auth (device_id, api_key_hash, key_prefix, is_active,
-			created_at, expires_at, last_used_at, usage_count)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-			RETURNING id`
-		err = tx.QueryRowContext(ctx, insertKey,
-			deviceID, key.Hash, key.Prefix, key.Active,
-			micros(key.CreatedAt), nullMicros(key.ExpiresAt), nullMicros(key.LastUsedAt), key.UsageCount,
-		).Scan(&keyID)
+		err = tx.QueryRowContext(ctx, insertKeySQL, insertKeyArgs(deviceID, key)...).Scan(&keyID)
 		if isUnique(err) {
 			return iotflow.Errorf(iotflow.ECONFLICT, "API key already exists",
 				"An API key with that hash already exists")
@@ -89,26 +82,23 @@ func (s *Store) DeviceByKeyHash(ctx context.Context, hash string) (*iotflow.Devi
 	const q = `SELECT d.id, d.name, d.description, d.device_type, d.status, d.location,
 			d.firmware_version, d.hardware_version, d.created_at, d.updated_at, d.last_seen, d.telemetry_count,
 			k.id, k.device_id, k.key_prefix, k.api_key_hash, k.is_active,
-			k.created_at, k.expires_at, k.last_used_at, k.usage_count
+			k.created_at, k.expires_at, k.last_used_at, k.usage_count, k.revoked_at
 		FROM device_auth k JOIN devices d ON d.id = k.device_id
 		WHERE k.api_key_hash = ?`
 	var (
-		d                 iotflow.Device
-		k                 iotflow.APIKey
-		dev               deviceRow
-		created           int64
-		expires, lastUsed sql.NullInt64
+		d   iotflow.Device
+		k   iotflow.APIKey
+		dev deviceRow
+		key keyRow
 	)
-	dest := append(dev.fields(&d), &k.ID, &k.DeviceID, &k.Prefix, &k.Hash, &k.Active,
-		&created, &expires, &lastUsed, &k.UsageCount)
-	err := s.reader.QueryRowContext(ctx, q, hash).Scan(dest...)
+	err := s.reader.QueryRowContext(ctx, q, hash).Scan(append(dev.fields(&d), key.fields(&k)...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, iotflow.Errorf(iotflow.ENOTFOUND, "API key not found", "No API key has that hash")
 	} else if err != nil {
 		return nil, nil, wrap("select device by key hash", err)
 	}
 	dev.fill(&d)
-	k.CreatedAt, k.ExpiresAt, k.LastUsedAt = fromMicros(created), fromNullMicros(expires), fromNullMicros(lastUsed)
+	key.fill(&k)
 	return &d, &k, nil
 }
 

@@ -168,13 +168,19 @@ func checkKey(t *testing.T, what string, got, want *iotflow.APIKey) {
 		t.Fatalf("%s: nil key", what)
 	}
 	g, w := *got, *want
-	if !g.CreatedAt.Equal(w.CreatedAt) || !sameTime(g.ExpiresAt, w.ExpiresAt) || !sameTime(g.LastUsedAt, w.LastUsedAt) {
-		t.Errorf("%s: times created %v expires %v last used %v, want %v %v %v",
-			what, g.CreatedAt, g.ExpiresAt, g.LastUsedAt, w.CreatedAt, w.ExpiresAt, w.LastUsedAt)
+	if !g.CreatedAt.Equal(w.CreatedAt) || !sameTime(g.ExpiresAt, w.ExpiresAt) ||
+		!sameTime(g.LastUsedAt, w.LastUsedAt) || !sameTime(g.RevokedAt, w.RevokedAt) {
+		t.Errorf("%s: times created %v expires %v last used %v revoked %v, want %v %v %v %v", what,
+			g.CreatedAt, g.ExpiresAt, g.LastUsedAt, g.RevokedAt, w.CreatedAt, w.ExpiresAt, w.LastUsedAt, w.RevokedAt)
 	}
 	checkUTC(t, what+" CreatedAt", g.CreatedAt)
-	g.CreatedAt, g.ExpiresAt, g.LastUsedAt = time.Time{}, nil, nil
-	w.CreatedAt, w.ExpiresAt, w.LastUsedAt = time.Time{}, nil, nil
+	for _, p := range []*time.Time{g.ExpiresAt, g.LastUsedAt, g.RevokedAt} {
+		if p != nil {
+			checkUTC(t, what+" optional time", *p)
+		}
+	}
+	g.CreatedAt, g.ExpiresAt, g.LastUsedAt, g.RevokedAt = time.Time{}, nil, nil, nil
+	w.CreatedAt, w.ExpiresAt, w.LastUsedAt, w.RevokedAt = time.Time{}, nil, nil, nil
 	if g != w {
 		t.Errorf("%s:\n got %+v\nwant %+v", what, g, w)
 	}

@@ -119,8 +119,11 @@ func testAdminTokens(t *testing.T, s iotflow.Store) {
 }
 
 func testCancelledContext(t *testing.T, s iotflow.Store) {
-	d := createSimple(t, s, "existing")
+	d := device("existing", "sensor", iotflow.StatusActive, at(0))
+	dKey := createDevice(t, s, d)
 	key := apiKey(t, at(0))
+	further := apiKey(t, at(0))
+	further.DeviceID = d.ID
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
 	expired, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
@@ -151,6 +154,19 @@ func testCancelledContext(t *testing.T, s iotflow.Store) {
 		{"InsertReadings", func(ctx context.Context) error {
 			return s.InsertReadings(ctx, []*iotflow.Reading{reading(d.ID, at(0), "sensor")})
 		}},
+		{"CreateAPIKey", func(ctx context.Context) error { return s.CreateAPIKey(ctx, further) }},
+		{"APIKeys", func(ctx context.Context) error { _, err := s.APIKeys(ctx, d.ID); return err }},
+		{"RevokeAPIKey", func(ctx context.Context) error {
+			_, err := s.RevokeAPIKey(ctx, d.ID, dKey.ID, at(time.Hour))
+			return err
+		}},
+		{"ExpireAPIKey", func(ctx context.Context) error {
+			_, err := s.ExpireAPIKey(ctx, d.ID, dKey.ID, at(time.Hour))
+			return err
+		}},
+		{"RecordKeyUsage", func(ctx context.Context) error {
+			return s.RecordKeyUsage(ctx, map[int64]iotflow.KeyUsage{dKey.ID: {Count: 1, LastUsed: at(time.Hour)}})
+		}},
 		{"ListReadings", func(ctx context.Context) error {
 			_, err := s.ListReadings(ctx, iotflow.ReadingFilter{Limit: 10})
 			return err
@@ -178,6 +194,7 @@ func testCancelledContext(t *testing.T, s iotflow.Store) {
 
 	// None of the refused writes happened.
 	checkDevice(t, "device after refused writes", getDevice(t, s, d.ID), d)
+	checkKeys(t, s, d.ID, dKey)
 	wantCount(t, s, iotflow.ReadingFilter{}, 0)
 	n, err := s.CountAdminTokens(t.Context())
 	ok(t, "CountAdminTokens", err)

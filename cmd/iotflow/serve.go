@@ -64,6 +64,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	svc := fleet.New(db, fleet.Options{
 		OnlineTimeout: cfg.OnlineTimeout, StaticAdminToken: cfg.AdminToken, Logger: log,
 		Submitter: pipeline, MaxClockSkew: cfg.MaxClockSkew, AuthCacheSize: cacheSize, AuthCacheTTL: cfg.AuthCacheTTL,
+		KeyRotationGrace: cfg.KeyRotationGrace,
 	})
 	token, err := svc.EnsureAdminToken(ctx)
 	if err != nil {
@@ -75,6 +76,9 @@ func runServe(ctx context.Context, e env, args []string) error {
 			"Use it as 'Authorization: Bearer <token>' on /api/v1/admin/*. Mint more with 'iotflow admin create-token'.\n\n", token)
 	}
 
+	if cfg.ProvisioningToken == "" {
+		log.Warn("registration is open to anyone who can reach this server; set IOTFLOW_PROVISIONING_TOKEN to require a token")
+	}
 	limits, closeLimits, err := newLimits(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -88,7 +92,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	srv := &http.Server{
 		Handler: httpapi.NewHandler(httpapi.Deps{
 			Service: svc, Logger: log, Version: version, RequestTimeout: cfg.RequestTimeout, Started: time.Now(),
-			MaxBatch: cfg.MaxBatch, Limits: limits, MaxBodyBytes: cfg.MaxBodyBytes, MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
+			MaxBatch: cfg.MaxBatch, Limits: limits, ProvisioningToken: cfg.ProvisioningToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
 		}),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       30 * time.Second,

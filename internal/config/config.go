@@ -49,6 +49,8 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	RequestTimeout    time.Duration
 	ReadHeaderTimeout time.Duration
+	ProvisioningToken string
+	KeyRotationGrace  time.Duration
 
 	MaxBatch      int
 	MaxClockSkew  time.Duration
@@ -105,6 +107,8 @@ var Settings = []Setting{
 	{"REDIS_URL", "", "redis:// URL: rate limits shared by every node; unset keeps them in memory."},
 	{"IOTFLOW_REDIS_PREFIX", "iotflow:rl:", "Prefix of the rate-limit keys in Redis, for deployments that share one Redis."},
 	{"IOTFLOW_ONLINE_TIMEOUT", "300s", "A device is online when seen within this long (seconds or a Go duration)."},
+	{"IOTFLOW_PROVISIONING_TOKEN", "", "When set, registration requires it in the X-Provisioning-Token header (at least 16 characters); unset, registration is open and a warning is logged at start."},
+	{"IOTFLOW_KEY_ROTATION_GRACE", "24h", "How long a device's previous key keeps working after POST /api/v1/devices/keys/rotate."},
 	{"IOTFLOW_ADMIN_TOKEN", "", "Static admin bearer token (at least 16 characters), accepted beside tokens minted by `iotflow admin create-token`."},
 	{"IOTFLOW_LAST_SEEN_FLUSH", "5s", "How often last_seen times kept in memory are written to the database."},
 	{"IOTFLOW_SHUTDOWN_TIMEOUT", "10s", "How long shutdown waits for requests in flight."},
@@ -177,6 +181,11 @@ func Load(getenv func(string) string, dotenv map[string]string) (*Config, error)
 	}
 	c.WriteWriters = l.intRange("IOTFLOW_WRITE_WRITERS", 1, 64)
 	c.ReadHeaderTimeout = l.duration("IOTFLOW_READ_HEADER_TIMEOUT")
+	c.ProvisioningToken = l.str("IOTFLOW_PROVISIONING_TOKEN")
+	c.KeyRotationGrace = l.duration("IOTFLOW_KEY_ROTATION_GRACE")
+	if c.ProvisioningToken != "" && len(c.ProvisioningToken) < 16 {
+		l.fail("IOTFLOW_PROVISIONING_TOKEN", "must be at least 16 characters")
+	}
 	c.LogLevel = l.level(c.Debug)
 	if strings.EqualFold(c.LogFile, "off") {
 		c.LogFile = ""

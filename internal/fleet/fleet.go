@@ -5,6 +5,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -28,6 +29,8 @@ type Options struct {
 	// (defaults 10000 and 5s); a size of -1 disables it.
 	AuthCacheSize int
 	AuthCacheTTL  time.Duration
+	// KeyRotationGrace is how long a rotated key keeps working (default 24h).
+	KeyRotationGrace time.Duration
 }
 
 // Submitter stores readings and returns once they are committed.
@@ -40,6 +43,7 @@ type Service struct {
 	store iotflow.Store
 	seen  *seenTracker
 	auth  *authCache
+	usage usageTracker
 	opts  Options
 	log   *slog.Logger
 }
@@ -60,6 +64,9 @@ func New(store iotflow.Store, opts Options) *Service {
 	}
 	if opts.AuthCacheTTL <= 0 {
 		opts.AuthCacheTTL = 5 * time.Second
+	}
+	if opts.KeyRotationGrace <= 0 {
+		opts.KeyRotationGrace = 24 * time.Hour
 	}
 	if opts.Submitter == nil {
 		opts.Submitter = directSubmitter{store}
@@ -100,20 +107,22 @@ func (s *Service) RunFlusher(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			if err := s.seen.flush(fctx); err != nil {
-				s.log.Error("final last_seen flush failed", "err", err)
+			if err := s.FlushSeen(fctx); err != nil {
+				s.log.Error("final last_seen and key usage flush failed", "err", err)
 			}
 			return
 		case <-t.C:
-			if err := s.seen.flush(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("last_seen flush failed; will retry", "err", err)
+			if err := s.FlushSeen(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("last_seen or key usage flush failed; will retry", "err", err)
 			}
 		}
 	}
 }
 
-// FlushSeen writes kept last_seen times now.
-func (s *Service) FlushSeen(ctx context.Context) error { return s.seen.flush(ctx) }
+// FlushSeen writes kept last_seen times and key usage now.
+func (s *Service) FlushSeen(ctx context.Context) error {
+	return errors.Join(s.seen.flush(ctx), s.usage.flush(ctx, s.store))
+}
 
 // Register creates a device and returns it with its API key, which is
 // shown this once and stored only as a hash.
@@ -148,8 +157,14 @@ func (s *Service) Register(ctx context.Context, n iotflow.NewDevice) (*iotflow.D
 // it was seen. Missing or unknown keys give EUNAUTHORIZED, a device that is
 // not active EFORBIDDEN. Recently used keys are answered from memory.
 func (s *Service) Authenticate(ctx context.Context, apiKey string) (*iotflow.Device, error) {
+	d, _, err := s.AuthenticateKey(ctx, apiKey)
+	return d, err
+}
+
+// AuthenticateKey is Authenticate that also returns the key used.
+func (s *Service) AuthenticateKey(ctx context.Context, apiKey string) (*iotflow.Device, *iotflow.APIKey, error) {
 	if apiKey == "" {
-		return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "API key required", "Send the device API key in the X-API-Key header")
+		return nil, nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "API key required", "Send the device API key in the X-API-Key header")
 	}
 	hash := iotflow.HashSecret(apiKey)
 	d, key, ok := s.auth.get(hash)
@@ -157,21 +172,24 @@ func (s *Service) Authenticate(ctx context.Context, apiKey string) (*iotflow.Dev
 		var err error
 		d, key, err = s.store.DeviceByKeyHash(ctx, hash)
 		if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
-			return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The API key is not valid")
+			return nil, nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The API key is not valid")
 		} else if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		s.auth.put(d, key)
 	}
-	if !iotflow.SecretMatches(apiKey, key.Hash) || !key.Usable(s.opts.Now()) {
-		return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The API key is not valid")
+	now := s.opts.Now()
+	if !iotflow.SecretMatches(apiKey, key.Hash) || !key.Usable(now) {
+		return nil, nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The API key is not valid, or was revoked or has expired")
 	}
 	if d.Status != iotflow.StatusActive {
-		return nil, iotflow.Errorf(iotflow.EFORBIDDEN, "Device is not active", "Device status is %q; only active devices may use the API", d.Status)
+		return nil, nil, iotflow.Errorf(iotflow.EFORBIDDEN, "Device is not active", "Device status is %q; only active devices may use the API", d.Status)
 	}
-	s.seen.mark(d.ID, s.Now())
+	at := iotflow.Truncate(now)
+	s.seen.mark(d.ID, at)
+	s.usage.record(key.ID, at)
 	s.seen.overlay(d)
-	return d, nil
+	return d, key, nil
 }
 
 // DeviceStatus returns the current state of an authenticated device, with

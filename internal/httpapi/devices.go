@@ -23,6 +23,15 @@ func (s *server) register() http.Handler {
 		if !s.allow(w, r, "ip:"+clientIP(r), s.Limits.register(), 1, "from this address") {
 			return
 		}
+		if s.ProvisioningToken != "" && s.authBlocked(w, r) {
+			return
+		}
+		if s.ProvisioningToken != "" && !iotflow.SecretMatches(r.Header.Get("X-Provisioning-Token"), iotflow.HashSecret(s.ProvisioningToken)) {
+			s.authFailed(r.Context(), r)
+			s.writeError(w, r, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Provisioning token required",
+				"Registration needs the provisioning token in the X-Provisioning-Token header"))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
 		var req registerRequest
 		if err := decodeJSON(r, &req); err != nil {

@@ -42,7 +42,18 @@ func newAPI(t *testing.T, store iotflow.Store) *api {
 // newAPIWith starts a server with deps; Service and Version are filled in.
 func newAPIWith(t *testing.T, store iotflow.Store, deps httpapi.Deps) *api {
 	svc := fleet.New(store, fleet.Options{OnlineTimeout: 300 * time.Second, StaticAdminToken: adminToken})
-	deps.Service, deps.Version = svc, "test"
+	deps.Service = svc
+	return newAPIWithDeps(t, store, deps)
+}
+
+// newAPIWithService starts a server on a service of the caller's.
+func newAPIWithService(t *testing.T, store iotflow.Store, svc *fleet.Service) *api {
+	return newAPIWithDeps(t, store, httpapi.Deps{Service: svc})
+}
+
+func newAPIWithDeps(t *testing.T, store iotflow.Store, deps httpapi.Deps) *api {
+	svc := deps.Service
+	deps.Version = "test"
 	srv := httptest.NewServer(httpapi.NewHandler(deps))
 	t.Cleanup(srv.Close)
 	return &api{t: t, base: srv.URL, svc: svc, store: store}

@@ -20,6 +20,7 @@ const infoKey ctxKey = iota
 type requestInfo struct {
 	id       string
 	deviceID int64
+	key      *iotflow.APIKey // the device key that authenticated the request
 	admin    string
 }
 
@@ -211,7 +212,7 @@ func (s *server) device(limit int, h func(http.ResponseWriter, *http.Request, *i
 		}
 		ctx, cancel := s.withTimeout(r)
 		defer cancel()
-		d, err := s.Service.Authenticate(ctx, r.Header.Get("X-API-Key"))
+		d, key, err := s.Service.AuthenticateKey(ctx, r.Header.Get("X-API-Key"))
 		if err != nil {
 			if iotflow.ErrorCode(err) == iotflow.EUNAUTHORIZED {
 				s.authFailed(ctx, r)
@@ -219,7 +220,7 @@ func (s *server) device(limit int, h func(http.ResponseWriter, *http.Request, *i
 			s.writeError(w, r, err)
 			return
 		}
-		info(r.Context()).deviceID = d.ID
+		info(r.Context()).deviceID, info(r.Context()).key = d.ID, key
 		switch limit {
 		case limitDevice:
 			if !s.allow(w, r, deviceKey(d.ID), s.Limits.device(), 1, "by this device") {

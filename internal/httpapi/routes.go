@@ -26,6 +26,8 @@ type Deps struct {
 	Started time.Time
 	// Limits are the rate limits; nil enforces none.
 	Limits *Limits
+	// ProvisioningToken, when set, must come in X-Provisioning-Token to register.
+	ProvisioningToken string
 	// MaxBatchBodyBytes caps the body of a batch submission (default 1 MiB).
 	MaxBatchBodyBytes int64
 }
@@ -68,12 +70,16 @@ func NewHandler(d Deps) http.Handler {
 	mux.Handle("GET /api/v1/devices/telemetry", s.device(limitDevice, s.deviceTelemetry))
 	mux.Handle("PUT /api/v1/devices/config", s.device(limitDevice, s.updateConfig))
 	mux.Handle("POST /api/v1/devices/heartbeat", s.device(limitDevice, s.heartbeat))
+	mux.Handle("POST /api/v1/devices/keys/rotate", s.device(limitDevice, s.rotateKey))
 
 	// Admin API: every route needs an admin bearer token.
 	mux.Handle("GET /api/v1/admin/devices", s.admin(s.listDevices))
 	mux.Handle("GET /api/v1/admin/devices/{id}", s.admin(s.getDevice))
 	mux.Handle("PUT /api/v1/admin/devices/{id}", s.admin(s.updateDevice))
 	mux.Handle("DELETE /api/v1/admin/devices/{id}", s.admin(s.deleteDevice))
+	mux.Handle("GET /api/v1/admin/devices/{id}/keys", s.admin(s.listKeys))
+	mux.Handle("POST /api/v1/admin/devices/{id}/keys", s.admin(s.issueKey))
+	mux.Handle("DELETE /api/v1/admin/devices/{id}/keys/{key_id}", s.admin(s.revokeKey))
 	mux.Handle("GET /api/v1/admin/dashboard", s.admin(s.dashboard))
 	mux.Handle("GET /api/v1/admin/telemetry", s.admin(s.listTelemetry))
 
@@ -97,6 +103,9 @@ var endpoints = map[string]any{
 		"device":        "GET /api/v1/admin/devices/{id}",
 		"update_device": "PUT /api/v1/admin/devices/{id}",
 		"delete_device": "DELETE /api/v1/admin/devices/{id}",
+		"list_keys":     "GET /api/v1/admin/devices/{id}/keys",
+		"issue_key":     "POST /api/v1/admin/devices/{id}/keys",
+		"revoke_key":    "DELETE /api/v1/admin/devices/{id}/keys/{key_id}",
 		"dashboard":     "GET /api/v1/admin/dashboard",
 		"telemetry":     "GET /api/v1/admin/telemetry",
 	},

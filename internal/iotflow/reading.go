@@ -72,7 +72,7 @@ type TypeCount struct {
 // MaxDataTypeLen characters. It returns the metadata to store ({} when
 // absent) and the data type (DefaultDataType when empty).
 func ValidateReading(data, metadata json.RawMessage, dataType string) (json.RawMessage, string, error) {
-	if len(bytes.TrimSpace(data)) == 0 || bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+	if t := trimJSONSpace(data); len(t) == 0 || bytes.Equal(t, []byte("null")) {
 		return nil, "", Errorf(EINVALID, "Validation error", "Field 'data' is required")
 	}
 	if !isObject(data) {
@@ -84,7 +84,7 @@ func ValidateReading(data, metadata json.RawMessage, dataType string) (json.RawM
 	if err := checkShape("data", data); err != nil {
 		return nil, "", err
 	}
-	if t := bytes.TrimSpace(metadata); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+	if t := trimJSONSpace(metadata); len(t) == 0 || bytes.Equal(t, []byte("null")) {
 		metadata = json.RawMessage("{}")
 	} else if !isObject(metadata) {
 		return nil, "", Errorf(EINVALID, "Validation error", "Field 'metadata' must be a JSON object")
@@ -104,8 +104,13 @@ func ValidateReading(data, metadata json.RawMessage, dataType string) (json.RawM
 }
 
 func isObject(raw json.RawMessage) bool {
-	t := bytes.TrimSpace(raw)
-	return len(t) > 0 && t[0] == '{' && json.Valid(t)
+	t := trimJSONSpace(raw)
+	return len(t) > 0 && t[0] == '{' && json.Valid(raw)
+}
+
+// trimJSONSpace trims the white space JSON allows (not, say, a vertical tab).
+func trimJSONSpace(b []byte) []byte {
+	return bytes.Trim(b, " \t\r\n")
 }
 
 // Limits of a reading's JSON.

@@ -201,11 +201,38 @@ func (s *Store) UpdateDevice(ctx context.Context, id int64, u iotflow.DeviceUpda
 // DeleteDevice deletes the device with its keys and readings and returns it
 // as it was; ENOTFOUND when there is none.
 func (s *Store) DeleteDevice(ctx context.Context, id int64) (*iotflow.Device, error) {
-	d, err := scanDevice(s.pool.QueryRow(ctx, `DELETE FROM devices AS d WHERE d.id = $1 RETURNING `+deviceColumns, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, deviceNotFound(id)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, wrap(ctx, "delete device: begin", err)
 	}
-	return d, wrap(ctx, "delete device", err)
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	// Locking the device first waits out batches still writing its
+	// readings, so the hourly counts lose exactly what the cascade deletes.
+	var one int
+	if err := tx.QueryRow(ctx, `SELECT 1 FROM devices WHERE id = $1 FOR UPDATE`, id).Scan(&one); errors.Is(err, pgx.ErrNoRows) {
+		return nil, deviceNotFound(id)
+	} else if err != nil {
+		return nil, wrap(ctx, "delete device: lock", err)
+	}
+	if _, err := tx.Exec(ctx, `
+		WITH gone AS (
+			SELECT date_trunc('hour', "timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, count(*) AS n
+			FROM telemetry_data WHERE device_id = $1 GROUP BY 1
+		), locked AS (
+			SELECT h.hour FROM telemetry_hourly h JOIN gone g ON g.hour = h.hour ORDER BY h.hour FOR UPDATE OF h
+		)
+		UPDATE telemetry_hourly h SET n = h.n - g.n
+		FROM gone g WHERE h.hour = g.hour AND h.hour IN (SELECT hour FROM locked)`, id); err != nil {
+		return nil, wrap(ctx, "delete device: hourly counts", err)
+	}
+	d, err := scanDevice(tx.QueryRow(ctx, `DELETE FROM devices AS d WHERE d.id = $1 RETURNING `+deviceColumns, id))
+	if err != nil {
+		return nil, wrap(ctx, "delete device", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, wrap(ctx, "delete device: commit", err)
+	}
+	return d, nil
 }
 
 // TouchDevices sets each device's LastSeen to the later of its stored value

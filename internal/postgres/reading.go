@@ -30,13 +30,14 @@ func jsonObject(m json.RawMessage) json.RawMessage {
 // sequence in slice order (the function scan yields rows by ordinality);
 // a message id the device has stored already, or that an earlier row
 // carries, is skipped by ON CONFLICT; the counters rise by the rows
-// inserted (data-modifying CTEs always run to completion). Skipped rows
+// inserted, and so do the hourly counts (data-modifying CTEs always run
+// to completion). Skipped rows
 // are resolved to the stored ids by the caller.
 const insertReadingsSQL = `
 WITH input AS MATERIALIZED (
 	SELECT nextval('telemetry_data_id_seq'::regclass) AS id, u.*
-	FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[])
-		WITH ORDINALITY AS u(device_id, ts, received_at, data_type, payload, metadata, message_id, ord)
+	FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+		WITH ORDINALITY AS u(device_id, ts, received_at, data_type, payload, metadata, message_id, hour, ord)
 ), inserted AS (
 	INSERT INTO telemetry_data (id, device_id, "timestamp", received_at, data_type, payload, metadata, message_id)
 	SELECT id, device_id, ts, received_at, data_type, payload::jsonb, metadata::jsonb, message_id FROM input ORDER BY ord
@@ -47,6 +48,10 @@ WITH input AS MATERIALIZED (
 	FROM (SELECT device_id, count(*) AS n FROM inserted GROUP BY device_id) c
 	WHERE d.id = c.device_id
 	RETURNING d.id
+), hourly AS (
+	INSERT INTO telemetry_hourly (hour, n)
+	SELECT i.hour, count(*) FROM input i JOIN inserted ins ON ins.id = i.id GROUP BY i.hour ORDER BY i.hour
+	ON CONFLICT (hour) DO UPDATE SET n = telemetry_hourly.n + excluded.n
 )
 SELECT i.ord, i.id, (ins.id IS NOT NULL) AS stored
 FROM input i LEFT JOIN inserted ins ON ins.id = i.id
@@ -61,10 +66,11 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 		return nil
 	}
 	n := len(rs)
-	devs, ts, recv := make([]int64, n), make([]time.Time, n), make([]time.Time, n)
+	devs, ts, recv, hours := make([]int64, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 	types, payloads, metas, msgs := make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
 	for i, r := range rs {
 		devs[i], ts[i], recv[i], types[i] = r.DeviceID, r.Timestamp, r.ReceivedAt, r.DataType
+		hours[i] = r.Timestamp.UTC().Truncate(time.Hour)
 		payloads[i], metas[i] = string(jsonObject(r.Payload)), string(jsonObject(r.Metadata))
 		if r.MessageID != "" {
 			msgs[i] = &r.MessageID
@@ -77,7 +83,7 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 	// node wait for each other instead of deadlocking.
 	b := &pgx.Batch{}
 	b.Queue(`SELECT id FROM devices WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, uniqueSorted(devs))
-	b.Queue(insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs)
+	b.Queue(insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, hours)
 	br := s.pool.SendBatch(ctx, b)
 	_, err := br.Exec()
 	if err == nil {
@@ -241,6 +247,16 @@ func (s *Store) ReadingStats(ctx context.Context, deviceID int64) (iotflow.Readi
 	return st, nil
 }
 
+// nextHour is the first whole UTC hour at or after t: readings from t on
+// are the hourly counts from there plus a count of the partial hour before.
+func nextHour(t time.Time) time.Time {
+	h := t.UTC().Truncate(time.Hour)
+	if h.Before(t) {
+		h = h.Add(time.Hour)
+	}
+	return h
+}
+
 // Dashboard returns the fleet-wide figures of the admin dashboard.
 func (s *Store) Dashboard(ctx context.Context, onlineSince, recentSince time.Time) (*iotflow.DashboardStats, error) {
 	var st iotflow.DashboardStats
@@ -250,8 +266,9 @@ func (s *Store) Dashboard(ctx context.Context, onlineSince, recentSince time.Tim
 			count(*) FILTER (WHERE status = 'inactive'),
 			count(*) FILTER (WHERE last_seen >= $1),
 			coalesce(sum(telemetry_count), 0)::bigint,
-			(SELECT count(*) FROM telemetry_data WHERE "timestamp" >= $2)
-		FROM devices`, onlineSince, recentSince).Scan(
+			(SELECT coalesce(sum(n), 0)::bigint FROM telemetry_hourly WHERE hour >= $3) +
+			(SELECT count(*) FROM telemetry_data WHERE "timestamp" >= $2 AND "timestamp" < $3)
+		FROM devices`, onlineSince, recentSince, nextHour(recentSince)).Scan(
 		&st.TotalDevices, &st.ActiveDevices, &st.InactiveDevices, &st.OnlineDevices,
 		&st.TotalReadings, &st.RecentReadings)
 	if err != nil {

@@ -42,6 +42,7 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) iotflow.Store) {
 		{"ReadingStats", testReadingStats},
 		{"Dashboard", testDashboard},
 		{"DashboardEmpty", testDashboardEmpty},
+		{"RecentReadingsAcrossHours", testRecentReadingsAcrossHours},
 		{"AdminTokens", testAdminTokens},
 		{"CancelledContext", testCancelledContext},
 		{"ConcurrentInserts", testConcurrentInserts},

@@ -276,8 +276,6 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
-
 func jsonDecodeBody(res *http.Response, out any) error {
 	defer res.Body.Close()
 	return json.NewDecoder(res.Body).Decode(out)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -81,7 +82,7 @@ func runBaselineServer(e env) error {
 
 // rssKB reads a process's resident set size in KiB from /proc (Linux).
 func rssKB(pid int, field string) int64 {
-	b, err := readFile("/proc/" + strconv.Itoa(pid) + "/status")
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}

@@ -75,7 +75,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &mbe):
 		status = http.StatusRequestEntityTooLarge
 		err = iotflow.Errorf(iotflow.EINVALID, "Payload too large", "The request body exceeds %d bytes", mbe.Limit)
-	case errors.Is(err, errTimeout), code == iotflow.EINTERNAL && errors.Is(err, context.DeadlineExceeded):
+	case code == iotflow.EINTERNAL && errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusServiceUnavailable
 		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "The request took too long; try again later")
 	case code == iotflow.EINTERNAL:
@@ -88,8 +88,6 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	writeJSON(w, status, errorBody{Error: iotflow.ErrorTitle(err), Message: iotflow.ErrorMessage(err)})
 }
-
-var errTimeout = errors.New("request deadline exceeded")
 
 func invalid(format string, args ...any) error {
 	return iotflow.Errorf(iotflow.EINVALID, "Invalid request", format, args...)

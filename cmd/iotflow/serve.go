@@ -40,7 +40,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, closeLog, err := logging.New(e.stdout, logging.Options{Level: cfg.LogLevel, Format: cfg.LogFormat, File: cfg.LogFile})
+	log, closeLog, err := logging.New(e.stdout, logging.Options{Level: cfg.LogLevel, Format: cfg.LogFormat, File: cfg.LogFile, MaxSizeMB: cfg.LogMaxSizeMB, MaxBackups: cfg.LogMaxBackups})
 	if err != nil {
 		return fmt.Errorf("invalid LOG_FILE: %w", err)
 	}

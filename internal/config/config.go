@@ -31,6 +31,17 @@ type Config struct {
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
 	LogFile   string // "" disables the file log
+	// LogMaxSizeMB and LogMaxBackups configure the file log's rotation.
+	LogMaxSizeMB  int
+	LogMaxBackups int
+
+	// MetricsAddr, when set, serves /metrics unprotected on its own listener.
+	MetricsAddr string
+	// TLSCertFile and TLSKeyFile, both set, serve HTTPS.
+	TLSCertFile string
+	TLSKeyFile  string
+	// CORSOrigins are the browser origins allowed to call the API.
+	CORSOrigins []string
 
 	RateLimitPerMinute          int
 	TelemetryRateLimitPerMinute int
@@ -98,6 +109,12 @@ var Settings = []Setting{
 	{"LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."},
 	{"LOG_FORMAT", "text", "text or json."},
 	{"LOG_FILE", "logs/iotflow.log", "Log file, rotated at 10 MB keeping 5 backups; `off` disables it."},
+	{"LOG_FILE_MAX_SIZE_MB", "10", "Size in MB at which the log file is rotated."},
+	{"LOG_FILE_BACKUPS", "5", "Rotated log files kept."},
+	{"IOTFLOW_METRICS_ADDR", "", "When set (host:port), /metrics is served without a token on this separate listener; unset, /metrics on the main listener needs the admin bearer token."},
+	{"IOTFLOW_TLS_CERT_FILE", "", "PEM certificate (chain) file; with IOTFLOW_TLS_KEY_FILE the service speaks HTTPS (HTTP/2, TLS 1.2+). Re-read on SIGHUP or when the files change."},
+	{"IOTFLOW_TLS_KEY_FILE", "", "PEM private key file for IOTFLOW_TLS_CERT_FILE."},
+	{"IOTFLOW_CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000", "Comma-separated browser origins allowed by CORS; `none` allows none."},
 	{"RATE_LIMIT_PER_MINUTE", "60", "Requests per minute per device to status, config, heartbeat and reading telemetry."},
 	{"TELEMETRY_RATE_LIMIT_PER_MINUTE", "100", "Readings per minute per device, single or in batches."},
 	{"IOTFLOW_BACKLOG_RATE_LIMIT_PER_HOUR", "6000", "Further readings per hour per device for batches the telemetry limit refuses (flushing a backlog)."},
@@ -187,6 +204,15 @@ func Load(getenv func(string) string, dotenv map[string]string) (*Config, error)
 		l.fail("IOTFLOW_PROVISIONING_TOKEN", "must be at least 16 characters")
 	}
 	c.LogLevel = l.level(c.Debug)
+	c.LogMaxSizeMB = l.intRange("LOG_FILE_MAX_SIZE_MB", 1, 100_000)
+	c.LogMaxBackups = l.intRange("LOG_FILE_BACKUPS", 0, 10_000)
+	c.MetricsAddr = l.hostPort("IOTFLOW_METRICS_ADDR")
+	c.TLSCertFile = l.str("IOTFLOW_TLS_CERT_FILE")
+	c.TLSKeyFile = l.str("IOTFLOW_TLS_KEY_FILE")
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		l.fail("IOTFLOW_TLS_CERT_FILE", "IOTFLOW_TLS_CERT_FILE and IOTFLOW_TLS_KEY_FILE must be set together")
+	}
+	c.CORSOrigins = l.origins("IOTFLOW_CORS_ORIGINS")
 	if strings.EqualFold(c.LogFile, "off") {
 		c.LogFile = ""
 	}

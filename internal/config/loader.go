@@ -160,3 +160,47 @@ func (l *loader) redisURL() string {
 	}
 	return v
 }
+
+// hostPort returns an optional host:port listen address.
+func (l *loader) hostPort(name string) string {
+	v := l.str(name)
+	if v == "" {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(v)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		l.fail(name, "%q is not a host:port address such as 127.0.0.1:9090", v)
+		return ""
+	}
+	return v
+}
+
+// origins reads a comma-separated list of browser origins
+// (scheme://host[:port]); "none" gives an empty list.
+func (l *loader) origins(name string) []string {
+	v := l.str(name)
+	if strings.EqualFold(v, "none") {
+		return nil
+	}
+	var out []string
+	for _, o := range strings.Split(v, ",") {
+		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		if o == "" {
+			continue
+		}
+		if o == "*" {
+			out = append(out, o)
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			l.fail(name, "%q is not an origin such as https://dashboard.example.com", o)
+			return nil
+		}
+		out = append(out, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return out
+}

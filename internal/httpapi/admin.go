@@ -209,3 +209,8 @@ func (s *server) listTelemetry(w http.ResponseWriter, r *http.Request, _ *fleet.
 		"pagination": pagination(page, perPage, total),
 	})
 }
+
+// metrics serves the Prometheus metrics to an admin.
+func (s *server) metrics(w http.ResponseWriter, r *http.Request, _ *fleet.AdminIdentity) {
+	s.Metrics.ServeHTTP(w, r)
+}

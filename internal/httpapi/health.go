@@ -45,6 +45,50 @@ func (s *server) health() http.Handler {
 	})
 }
 
+// livez answers 200 while the process serves requests; it checks nothing
+// else, so that an orchestrator restarts only a process that is stuck.
+func (s *server) livez() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "alive"})
+	})
+}
+
+// readyz answers 200 when the database answers and its schema is up to
+// date, so that a load balancer sends traffic only to nodes that can serve
+// it; 503 with Retry-After otherwise.
+func (s *server) readyz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		body := map[string]any{"status": "ready", "database": "connected", "migrations": "applied"}
+		notReady := func(msg string) {
+			body["status"], body["error"], body["message"] = "not_ready", "Service unavailable", msg
+			w.Header().Set("Retry-After", "5")
+			writeJSON(w, http.StatusServiceUnavailable, body)
+		}
+		if err := s.Service.Store().Ping(ctx); err != nil {
+			s.Logger.Warn("readiness check: database unreachable", "err", err)
+			body["database"], body["migrations"] = "unreachable", "unknown"
+			notReady("The database is unreachable")
+			return
+		}
+		pending, err := s.Service.Store().PendingMigrations(ctx)
+		if err != nil {
+			s.Logger.Warn("readiness check: cannot read the schema version", "err", err)
+			body["migrations"] = "unknown"
+			notReady("The database schema cannot be read")
+			return
+		}
+		if len(pending) > 0 {
+			body["migrations"] = "pending"
+			body["pending_migrations"] = pending
+			notReady("Database migrations are pending; run 'iotflow migrate'")
+			return
+		}
+		writeJSON(w, http.StatusOK, body)
+	})
+}
+
 // degradable is a limiter that can fall back from a shared store.
 type degradable interface {
 	Degraded() bool

@@ -30,6 +30,9 @@ type Deps struct {
 	ProvisioningToken string
 	// MaxBatchBodyBytes caps the body of a batch submission (default 1 MiB).
 	MaxBatchBodyBytes int64
+	// Metrics serves the Prometheus metrics at /metrics behind the admin
+	// token; nil leaves /metrics out.
+	Metrics http.Handler
 }
 
 type server struct {
@@ -61,6 +64,11 @@ func NewHandler(d Deps) http.Handler {
 
 	mux.Handle("GET /{$}", s.index())
 	mux.Handle("GET /health", s.health())
+	mux.Handle("GET /livez", s.livez())
+	mux.Handle("GET /readyz", s.readyz())
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.admin(s.metrics))
+	}
 
 	// Device API: registration is open, everything else needs X-API-Key.
 	mux.Handle("POST /api/v1/devices/register", s.register())
@@ -88,7 +96,10 @@ func NewHandler(d Deps) http.Handler {
 
 // endpoints is the map shown at GET /.
 var endpoints = map[string]any{
-	"health": "GET /health",
+	"health":  "GET /health",
+	"livez":   "GET /livez",
+	"readyz":  "GET /readyz",
+	"metrics": "GET /metrics",
 	"devices": map[string]string{
 		"register":      "POST /api/v1/devices/register",
 		"status":        "GET /api/v1/devices/status",

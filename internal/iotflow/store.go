@@ -116,6 +116,11 @@ type Store interface {
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 
+	// PendingMigrations returns the versions of the migrations this build
+	// carries that the database has not applied, oldest first; empty when
+	// the schema is up to date.
+	PendingMigrations(ctx context.Context) ([]int, error)
+
 	// Close releases the store's resources.
 	Close() error
 }

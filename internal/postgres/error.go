@@ -25,6 +25,7 @@ const (
 	codeAdminShutdown        = "57P01"
 	codeCrashShutdown        = "57P02"
 	codeCannotConnectNow     = "57P03"
+	codeUndefinedTable       = "42P01"
 	classConnectionException = "08"
 )
 

@@ -138,3 +138,26 @@ func unlock(ctx context.Context, conn *pgxpool.Conn) {
 		conn.Conn().Close(ctx)
 	}
 }
+
+// PendingMigrations returns the embedded migrations the database lacks.
+func (s *Store) PendingMigrations(ctx context.Context) ([]int, error) {
+	ms, err := migrations()
+	if err != nil {
+		return nil, err
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT version FROM schema_migrations`)
+	done, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		if sqlState(err) != codeUndefinedTable {
+			return nil, wrap(ctx, "read applied migrations", err)
+		}
+		done = nil
+	}
+	pending := []int{}
+	for _, m := range ms {
+		if !slices.Contains(done, int32(m.version)) {
+			pending = append(pending, m.version)
+		}
+	}
+	return pending, nil
+}

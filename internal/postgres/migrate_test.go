@@ -96,3 +96,21 @@ func TestMigrateSchemasIndependent(t *testing.T) {
 		t.Fatalf("Migrate beside a locked schema = %v, %v", applied, err)
 	}
 }
+
+func TestPendingMigrations(t *testing.T) {
+	s := openTest(t, testConfig(t))
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := s.PendingMigrations(t.Context())
+	if err != nil || len(pending) != len(ms) || pending[0] != 1 {
+		t.Fatalf("PendingMigrations on an empty schema = %v, %v; want all %d", pending, err, len(ms))
+	}
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := s.PendingMigrations(t.Context()); err != nil || len(pending) != 0 {
+		t.Fatalf("PendingMigrations after Migrate = %v, %v; want none", pending, err)
+	}
+}

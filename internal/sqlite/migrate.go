@@ -103,3 +103,40 @@ func loadMigrations() ([]migration, error) {
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	return ms, nil
 }
+
+// PendingMigrations returns the embedded migrations the database lacks.
+func (s *Store) PendingMigrations(ctx context.Context) ([]int, error) {
+	migrations, err := loadMigrations()
+	if err != nil {
+		return nil, err
+	}
+	done := map[int]bool{}
+	rows, err := s.reader.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			rows = nil
+		} else {
+			return nil, wrap("read applied migrations", err)
+		}
+	}
+	if rows != nil {
+		defer rows.Close()
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				return nil, wrap("read applied migrations", err)
+			}
+			done[v] = true
+		}
+		if err := rows.Err(); err != nil {
+			return nil, wrap("read applied migrations", err)
+		}
+	}
+	pending := []int{}
+	for _, m := range migrations {
+		if !done[m.version] {
+			pending = append(pending, m.version)
+		}
+	}
+	return pending, nil
+}

@@ -39,6 +39,9 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if pending, err := s.PendingMigrations(ctx); err != nil || !slices.Equal(pending, []int{1, 2, 3}) {
+		t.Fatalf("PendingMigrations before Migrate = %v, %v; want [1 2 3]", pending, err)
+	}
 	applied, err := s.Migrate(ctx)
 	if err != nil || !slices.Equal(applied, []int{1, 2, 3}) {
 		t.Fatalf("first Migrate = %v, %v; want [1 2 3]", applied, err)
@@ -46,6 +49,9 @@ func TestMigrate(t *testing.T) {
 	applied, err = s.Migrate(ctx)
 	if err != nil || len(applied) != 0 {
 		t.Fatalf("second Migrate = %v, %v; want none", applied, err)
+	}
+	if pending, err := s.PendingMigrations(ctx); err != nil || len(pending) != 0 {
+		t.Fatalf("PendingMigrations after Migrate = %v, %v; want none", pending, err)
 	}
 	for _, table := range []string{"devices", "device_auth", "telemetry_data", "device_configurations", "admin_tokens"} {
 		var n int

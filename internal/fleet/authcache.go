@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -14,7 +15,8 @@ import (
 // node (a revoked key, a deactivated device) goes unseen here. Changes made
 // through this node invalidate their entries at once.
 type authCache struct {
-	lru *expirable.LRU[string, authEntry]
+	lru          *expirable.LRU[string, authEntry]
+	hits, misses atomic.Uint64
 }
 
 type authEntry struct {
@@ -36,8 +38,10 @@ func (c *authCache) get(hash string) (*iotflow.Device, *iotflow.APIKey, bool) {
 	}
 	e, ok := c.lru.Get(hash)
 	if !ok {
+		c.misses.Add(1)
 		return nil, nil, false
 	}
+	c.hits.Add(1)
 	return &e.device, &e.key, true
 }
 
@@ -65,4 +69,17 @@ func (c *authCache) forgetKey(hash string) {
 	if c != nil {
 		c.lru.Remove(hash)
 	}
+}
+
+// AuthCacheStats are the counts of the API key cache since start.
+type AuthCacheStats struct {
+	Hits, Misses uint64
+	Entries      int
+}
+
+func (c *authCache) stats() AuthCacheStats {
+	if c == nil {
+		return AuthCacheStats{}
+	}
+	return AuthCacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Entries: c.lru.Len()}
 }

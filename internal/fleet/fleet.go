@@ -242,3 +242,7 @@ func (s *Service) updateDevice(ctx context.Context, id int64, u iotflow.DeviceUp
 func deviceNotFound(id int64) error {
 	return iotflow.Errorf(iotflow.ENOTFOUND, "Device not found", "No device has id %d", id)
 }
+
+// AuthCacheStats reports the API key cache's hits, misses and size; zeros
+// when the cache is off.
+func (s *Service) AuthCacheStats() AuthCacheStats { return s.auth.stats() }

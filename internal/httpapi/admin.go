@@ -212,5 +212,5 @@ func (s *server) listTelemetry(w http.ResponseWriter, r *http.Request, _ *fleet.
 
 // metrics serves the Prometheus metrics to an admin.
 func (s *server) metrics(w http.ResponseWriter, r *http.Request, _ *fleet.AdminIdentity) {
-	s.Metrics.ServeHTTP(w, r)
+	s.Metrics.Handler().ServeHTTP(w, r)
 }

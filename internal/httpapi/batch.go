@@ -44,6 +44,8 @@ func (s *server) submitBatch(w http.ResponseWriter, r *http.Request, d *iotflow.
 		s.writeError(w, r, invalid("Field 'records' holds %d records; at most %d are allowed", len(req.Records), s.MaxBatch))
 		return
 	}
+	ri := info(r.Context())
+	ri.records = len(req.Records)
 	if !s.allowBatch(w, r, d.ID, len(req.Records)) {
 		return
 	}
@@ -56,13 +58,18 @@ func (s *server) submitBatch(w http.ResponseWriter, r *http.Request, d *iotflow.
 	accepted := 0
 	for i, res := range results {
 		if res.Err != nil {
+			ri.invalid++
 			out[i] = recordJSON{Index: i, Status: http.StatusBadRequest, Error: iotflow.ErrorTitle(res.Err), Message: iotflow.ErrorMessage(res.Err)}
 			continue
 		}
 		accepted++
+		if res.Reading.Duplicate {
+			ri.duplicates++
+		}
 		out[i] = recordJSON{Index: i, Status: http.StatusCreated, TelemetryID: res.Reading.ID,
 			Timestamp: formatTime(res.Reading.Timestamp), Duplicate: res.Reading.Duplicate}
 	}
+	ri.accepted = accepted
 	body := map[string]any{"accepted": accepted, "rejected": len(results) - accepted, "results": out}
 	switch {
 	case accepted == len(results):

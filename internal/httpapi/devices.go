@@ -77,6 +77,11 @@ func (s *server) submitTelemetry(w http.ResponseWriter, r *http.Request, d *iotf
 		s.writeError(w, r, err)
 		return
 	}
+	ri := info(r.Context())
+	ri.accepted = 1
+	if rd.Duplicate {
+		ri.duplicates = 1
+	}
 	writeJSON(w, http.StatusCreated, telemetryAck{
 		Message: "Telemetry data received successfully", TelemetryID: rd.ID,
 		Timestamp: formatTime(rd.Timestamp), Duplicate: rd.Duplicate,

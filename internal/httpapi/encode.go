@@ -85,6 +85,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
+		info(r.Context()).reason = failureReason(err)
 	}
 	writeJSON(w, status, errorBody{Error: iotflow.ErrorTitle(err), Message: iotflow.ErrorMessage(err)})
 }

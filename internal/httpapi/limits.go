@@ -67,6 +67,7 @@ func (s *server) allow(w http.ResponseWriter, r *http.Request, key string, l rat
 		msg = fmt.Sprintf("%d events exceed the %s at once %s", n, describe(l), who)
 	}
 	s.Logger.Warn("rate limit exceeded", "limit", l.Name, "key", key, "events", n)
+	s.Metrics.RateLimited(l.Name)
 	writeJSON(w, http.StatusTooManyRequests, errorBody{Error: "Rate limit exceeded", Message: msg})
 	return false
 }
@@ -86,6 +87,7 @@ func (s *server) authBlocked(w http.ResponseWriter, r *http.Request) bool {
 	res.Allowed, res.RetryAfter = false, l.Period/time.Duration(l.Rate)
 	res.Headers(w.Header())
 	s.Logger.Warn("rate limit exceeded", "limit", s.Limits.AuthFailures.Name, "key", clientIP(r))
+	s.Metrics.RateLimited(s.Limits.AuthFailures.Name)
 	writeJSON(w, http.StatusTooManyRequests, errorBody{Error: "Rate limit exceeded",
 		Message: fmt.Sprintf("Too many failed authentications from this address (the %s); retry later", describe(s.Limits.AuthFailures))})
 	return true

@@ -22,6 +22,12 @@ type requestInfo struct {
 	deviceID int64
 	key      *iotflow.APIKey // the device key that authenticated the request
 	admin    string
+
+	// What a telemetry request did, for the metrics: records it held (0
+	// when unknown), records acknowledged, of which duplicates, records
+	// refused by validation, and why the request failed, when it did.
+	records, accepted, duplicates, invalid int
+	reason                                 string
 }
 
 func info(ctx context.Context) *requestInfo {
@@ -93,9 +99,14 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
+		took := time.Since(start)
+		s.Metrics.Request(routeOf(r), r.Method, sw.status, took)
+		if r.Pattern == routeTelemetry || r.Pattern == routeBatch {
+			s.countTelemetry(ri, sw.status)
+		}
 		attrs := []any{
 			"method", r.Method, "route", routeOf(r), "status", sw.status,
-			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "bytes", sw.bytes,
+			"duration_ms", float64(took.Microseconds()) / 1000, "bytes", sw.bytes,
 			"request_id", ri.id, "remote", r.RemoteAddr,
 		}
 		if ri.deviceID != 0 {

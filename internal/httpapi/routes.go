@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iotflow/iotflow/internal/fleet"
+	"github.com/iotflow/iotflow/internal/metrics"
 )
 
 // Deps are what the handler needs.
@@ -30,9 +31,9 @@ type Deps struct {
 	ProvisioningToken string
 	// MaxBatchBodyBytes caps the body of a batch submission (default 1 MiB).
 	MaxBatchBodyBytes int64
-	// Metrics serves the Prometheus metrics at /metrics behind the admin
-	// token; nil leaves /metrics out.
-	Metrics http.Handler
+	// Metrics records the service's metrics and serves them at /metrics
+	// behind the admin token; nil records nothing and leaves /metrics out.
+	Metrics *metrics.Metrics
 }
 
 type server struct {
@@ -73,8 +74,8 @@ func NewHandler(d Deps) http.Handler {
 	// Device API: registration is open, everything else needs X-API-Key.
 	mux.Handle("POST /api/v1/devices/register", s.register())
 	mux.Handle("GET /api/v1/devices/status", s.device(limitDevice, s.deviceStatus))
-	mux.Handle("POST /api/v1/devices/telemetry", s.device(limitTelemetry, s.submitTelemetry))
-	mux.Handle("POST /api/v1/devices/telemetry/batch", s.device(limitInHandler, s.submitBatch))
+	mux.Handle(routeTelemetry, s.device(limitTelemetry, s.submitTelemetry))
+	mux.Handle(routeBatch, s.device(limitInHandler, s.submitBatch))
 	mux.Handle("GET /api/v1/devices/telemetry", s.device(limitDevice, s.deviceTelemetry))
 	mux.Handle("PUT /api/v1/devices/config", s.device(limitDevice, s.updateConfig))
 	mux.Handle("POST /api/v1/devices/heartbeat", s.device(limitDevice, s.heartbeat))
@@ -93,6 +94,12 @@ func NewHandler(d Deps) http.Handler {
 
 	return s.recoverPanics(s.accessLog(s.requestID(securityHeaders(jsonFallbacks(mux)))))
 }
+
+// The telemetry routes, named because the metrics count their records.
+const (
+	routeTelemetry = "POST /api/v1/devices/telemetry"
+	routeBatch     = "POST /api/v1/devices/telemetry/batch"
+)
 
 // endpoints is the map shown at GET /.
 var endpoints = map[string]any{

@@ -130,3 +130,15 @@ type Store interface {
 func Truncate(t time.Time) time.Time {
 	return t.UTC().Truncate(time.Microsecond)
 }
+
+// PoolStats describes one of a store's database connection pools, for
+// metrics. Stores report theirs through a PoolStats() []PoolStats method.
+type PoolStats struct {
+	Name         string // which pool: "postgres", "sqlite_writer", "sqlite_reader"
+	Open         int    // connections open
+	InUse        int    // connections lent out
+	Idle         int    // connections open and free
+	Max          int    // most connections the pool opens
+	WaitCount    int64  // acquisitions that had to wait, since start
+	WaitDuration time.Duration
+}

@@ -144,3 +144,12 @@ func bound(limit, offset int) (any, int) {
 	}
 	return l, max(offset, 0)
 }
+
+// PoolStats reports the connection pool, for metrics.
+func (s *Store) PoolStats() []iotflow.PoolStats {
+	st := s.pool.Stat()
+	return []iotflow.PoolStats{{
+		Name: "postgres", Open: int(st.TotalConns()), InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns()),
+		Max: int(st.MaxConns()), WaitCount: st.EmptyAcquireCount(), WaitDuration: st.EmptyAcquireWaitTime(),
+	}}
+}

@@ -213,3 +213,12 @@ func fromNullMicros(v sql.NullInt64) *time.Time {
 func nullString(s string) sql.NullString {
 	return sql.NullString{String: s, Valid: s != ""}
 }
+
+// PoolStats reports the writer and reader pools, for metrics.
+func (s *Store) PoolStats() []iotflow.PoolStats {
+	conv := func(name string, st sql.DBStats) iotflow.PoolStats {
+		return iotflow.PoolStats{Name: name, Open: st.OpenConnections, InUse: st.InUse, Idle: st.Idle,
+			Max: st.MaxOpenConnections, WaitCount: st.WaitCount, WaitDuration: st.WaitDuration}
+	}
+	return []iotflow.PoolStats{conv("sqlite_writer", s.writer.Stats()), conv("sqlite_reader", s.reader.Stats())}
+}

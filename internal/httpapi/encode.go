@@ -75,6 +75,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &mbe):
 		status = http.StatusRequestEntityTooLarge
 		err = iotflow.Errorf(iotflow.EINVALID, "Payload too large", "The request body exceeds %d bytes", mbe.Limit)
+	case code == iotflow.EINTERNAL && errors.Is(err, context.Canceled) && s.Database.Down():
+		status = http.StatusServiceUnavailable
+		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "The database is unreachable; try again later")
 	case code == iotflow.EINTERNAL && errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusServiceUnavailable
 		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "The request took too long; try again later")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/iotflow/iotflow/internal/dbhealth"
 )
 
 func (s *server) index() http.Handler {
@@ -35,9 +37,10 @@ func (s *server) health() http.Handler {
 			body["rate_limiter"] = d
 		}
 		status := http.StatusOK
-		if err := s.Service.Store().Ping(ctx); err != nil {
+		if err := s.ping(ctx); err != nil {
 			s.Logger.Warn("health check: database unreachable", "err", err)
 			body["status"], body["message"], body["database"] = "unhealthy", "The database is unreachable", "unreachable"
+			body["error"] = "Service unavailable"
 			status = http.StatusServiceUnavailable
 			w.Header().Set("Retry-After", "5")
 		}
@@ -66,7 +69,7 @@ func (s *server) readyz() http.Handler {
 			w.Header().Set("Retry-After", "5")
 			writeJSON(w, http.StatusServiceUnavailable, body)
 		}
-		if err := s.Service.Store().Ping(ctx); err != nil {
+		if err := s.ping(ctx); err != nil {
 			s.Logger.Warn("readiness check: database unreachable", "err", err)
 			body["database"], body["migrations"] = "unreachable", "unknown"
 			notReady("The database is unreachable")
@@ -87,6 +90,15 @@ func (s *server) readyz() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, body)
 	})
+}
+
+// ping checks the database; while the watcher finds it down, without
+// waiting for it.
+func (s *server) ping(ctx context.Context) error {
+	if s.Database.Down() {
+		return dbhealth.ErrDown
+	}
+	return s.Service.Store().Ping(ctx)
 }
 
 // degradable is a limiter that can fall back from a shared store.

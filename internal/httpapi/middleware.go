@@ -194,9 +194,12 @@ func (h *headerRecorder) Header() http.Header         { return h.header }
 func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (h *headerRecorder) WriteHeader(code int)        { h.status = code }
 
-// withTimeout bounds the database work of a request.
+// withTimeout bounds the database work of a request, and ends it when the
+// database is found unreachable.
 func (s *server) withTimeout(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), s.RequestTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), s.RequestTimeout)
+	ctx, unbind := s.Database.Bind(ctx)
+	return ctx, func() { unbind(); cancel() }
 }
 
 // bearerToken returns the token of an "Authorization: Bearer" header.

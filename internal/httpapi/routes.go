@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/iotflow/iotflow/internal/dbhealth"
 	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/metrics"
 )
@@ -34,6 +35,13 @@ type Deps struct {
 	// Metrics records the service's metrics and serves them at /metrics
 	// behind the admin token; nil records nothing and leaves /metrics out.
 	Metrics *metrics.Metrics
+	// Database, when set, tells whether the database answers: while it
+	// does not, requests that need it are answered 503 at once, and those
+	// waiting on it are let go.
+	Database *dbhealth.Watcher
+	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
+	// whose pages may call the API; none leaves CORS off.
+	CORSOrigins []string
 }
 
 type server struct {
@@ -92,7 +100,7 @@ func NewHandler(d Deps) http.Handler {
 	mux.Handle("GET /api/v1/admin/dashboard", s.admin(s.dashboard))
 	mux.Handle("GET /api/v1/admin/telemetry", s.admin(s.listTelemetry))
 
-	return s.recoverPanics(s.accessLog(s.requestID(securityHeaders(jsonFallbacks(mux)))))
+	return s.recoverPanics(s.accessLog(s.requestID(securityHeaders(cors(s.CORSOrigins)(jsonFallbacks(mux))))))
 }
 
 // The telemetry routes, named because the metrics count their records.

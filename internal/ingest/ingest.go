@@ -55,6 +55,7 @@ type Pipeline struct {
 }
 
 type job struct {
+	ctx  context.Context // the request's; a job whose request gave up is not written
 	rs   []*iotflow.Reading
 	done chan error
 }
@@ -103,7 +104,10 @@ func (p *Pipeline) Submit(ctx context.Context, rs []*iotflow.Reading) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	j := &job{rs: rs, done: make(chan error, 1)}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	j := &job{ctx: ctx, rs: rs, done: make(chan error, 1)}
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
@@ -202,6 +206,21 @@ func (p *Pipeline) next(linger <-chan time.Time) *job {
 // is tried on its own so that one bad request cannot fail the others.
 // Other failures fail the whole batch: nothing of it was committed.
 func (p *Pipeline) commit(batch []*job, n int) {
+	// A request that gave up while it waited (its client left, or the
+	// database was found down) was answered with an error: storing its
+	// readings now would store what was never acknowledged.
+	live := batch[:0]
+	for _, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			j.done <- err
+			n -= len(j.rs)
+			continue
+		}
+		live = append(live, j)
+	}
+	if batch = live; len(batch) == 0 {
+		return
+	}
 	rs := batch[0].rs
 	if len(batch) > 1 {
 		rs = make([]*iotflow.Reading, 0, n)

@@ -297,3 +297,39 @@ func TestLingerGathersMore(t *testing.T) {
 		t.Fatalf("transactions %v, want one of 3", tx)
 	}
 }
+
+// TestAbandonedRequestsAreNotWritten: a request that gave up while queued
+// was answered with an error, so its readings must not be stored; the
+// requests still waiting are.
+func TestAbandonedRequestsAreNotWritten(t *testing.T) {
+	f := newFixture(t)
+	g := &gateWriter{Writer: f.store, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	p := New(g, Options{})
+	first := make(chan error, 1)
+	go func() { first <- p.Submit(context.Background(), f.reading(f.device)) }()
+	<-g.entered // the first transaction is held; the next two queue
+
+	ctx, cancel := context.WithCancel(context.Background())
+	abandoned := make(chan error, 1)
+	go func() { abandoned <- p.Submit(ctx, f.reading(f.device)) }()
+	kept := make(chan error, 1)
+	go func() { kept <- p.Submit(context.Background(), f.reading(f.device)) }()
+	for p.Depth() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-abandoned; !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned request: %v, want context.Canceled", err)
+	}
+	close(g.gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-kept; err != nil {
+		t.Fatal(err)
+	}
+	p.Close(context.Background())
+	if n := f.stored(t); n != 2 {
+		t.Fatalf("stored %d readings, want 2: the abandoned request's must not be written", n)
+	}
+}

@@ -9,8 +9,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,6 +31,9 @@ var _ iotflow.Store = (*Store)(nil)
 // Store is an iotflow.Store backed by a PostgreSQL connection pool.
 type Store struct {
 	pool *pgxpool.Pool
+
+	probeMu   sync.Mutex
+	probeConn *pgx.Conn // Probe's own connection, outside the pool
 }
 
 // Open connects to the database at connString (a postgres:// URL or a
@@ -81,8 +86,45 @@ func openConfig(ctx context.Context, cfg *pgxpool.Config) (*Store, error) {
 // Close closes every connection of the pool, waiting for those in use.
 func (s *Store) Close() error {
 	s.pool.Close()
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if s.probeConn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.probeConn.Close(ctx)
+		s.probeConn = nil
+	}
 	return nil
 }
+
+// Probe checks that the database answers over a connection of its own,
+// outside the pool, so that a pool busy with slow work cannot make a
+// healthy database look down. A failed connection is dropped and dialled
+// again on the next probe.
+func (s *Store) Probe(ctx context.Context) error {
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if s.probeConn == nil || s.probeConn.IsClosed() {
+		c, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return wrap(ctx, "probe postgres", err)
+		}
+		s.probeConn = c
+	}
+	if err := s.probeConn.Ping(ctx); err != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_ = s.probeConn.Close(cctx)
+		cancel()
+		s.probeConn = nil
+		return wrap(ctx, "probe postgres", err)
+	}
+	return nil
+}
+
+// ResetConnections closes the pool's idle connections, and those in use
+// as they come back, for when the network under them failed: on a silent
+// link they would otherwise hang until TCP gives up.
+func (s *Store) ResetConnections() { s.pool.Reset() }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {

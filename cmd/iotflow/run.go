@@ -22,6 +22,7 @@ Usage:
   iotflow init                 create the three sample devices and print their API keys
   iotflow admin create-token   mint an admin bearer token
   iotflow version              print build information
+  iotflow healthcheck          exit 0 when the local service is ready (for container health checks)
   iotflow bench                measure telemetry throughput and latency
 
 Every command takes --help. Configuration comes from the environment and an
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runAdmin(ctx, e, rest)
 	case "version":
 		return runVersion(e, rest)
+	case "healthcheck":
+		return runHealthcheck(ctx, e, rest)
 	case "bench":
 		return runBench(ctx, e, rest)
 	case "help":

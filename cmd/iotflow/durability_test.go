@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,6 +44,10 @@ func TestMain(m *testing.M) {
 type childServer struct {
 	cmd  *exec.Cmd
 	base string
+	// out collects the child's stdout and stderr; outDone is closed when
+	// its stdout ends, that is when the process has exited.
+	out     *syncBuffer
+	outDone chan struct{}
 }
 
 func startChild(t *testing.T, env map[string]string) *childServer {
@@ -57,23 +62,31 @@ func startChild(t *testing.T, env map[string]string) *childServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
+	collected, outDone := &syncBuffer{}, make(chan struct{})
+	cmd.Stderr = io.MultiWriter(os.Stderr, collected)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	addr := make(chan string, 1)
 	go func() {
+		defer close(outDone)
 		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
+			fmt.Fprintln(collected, sc.Text())
 			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
+				select {
+				case addr <- m[1]:
+				default:
+				}
 			}
 		}
+		io.Copy(io.Discard, out) // never leave the child blocked on a full pipe
 	}()
 	select {
 	case a := <-addr:
-		return &childServer{cmd: cmd, base: a}
+		return &childServer{cmd: cmd, base: a, out: collected, outDone: outDone}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the child server did not start")
 		return nil
@@ -192,16 +205,7 @@ func decodeBody(res *http.Response, out any) {
 func readStored(t *testing.T, env map[string]string, deviceID int64) map[string][]int64 {
 	t.Helper()
 	ctx := context.Background()
-	var store iotflow.Store
-	var err error
-	if dir := env["IOTFLOW_DATA_DIR"]; dir != "" {
-		store, err = sqlite.Open(ctx, dir+"/iotflow.db")
-	} else {
-		store, err = postgres.Open(ctx, env["DATABASE_URL"])
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t, env)
 	defer store.Close()
 	rs, err := store.ListReadings(ctx, iotflow.ReadingFilter{DeviceID: deviceID, Limit: 1_000_000})
 	if err != nil {
@@ -216,4 +220,20 @@ func readStored(t *testing.T, env map[string]string, deviceID int64) map[string]
 		t.Fatalf("telemetry_count %d for %d stored readings (%v)", d.TelemetryCount, len(rs), err)
 	}
 	return out
+}
+
+// openStore opens the database of a child server's environment.
+func openStore(t *testing.T, env map[string]string) iotflow.Store {
+	t.Helper()
+	var store iotflow.Store
+	var err error
+	if dir := env["IOTFLOW_DATA_DIR"]; dir != "" {
+		store, err = sqlite.Open(context.Background(), dir+"/iotflow.db")
+	} else {
+		store, err = postgres.Open(context.Background(), env["DATABASE_URL"])
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }

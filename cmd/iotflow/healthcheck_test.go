@@ -6,7 +6,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestHealthcheck(t *testing.T) {
@@ -37,5 +39,32 @@ func TestHealthcheck(t *testing.T) {
 	ln.Close()
 	if _, _, err := runCmd(t, nil, "healthcheck", "--url", "http://"+closed+"/readyz"); err == nil {
 		t.Fatal("healthcheck of a closed port succeeded")
+	}
+}
+
+// TestSIGHUPWithoutTLSKeepsServing: a reload (systemctl reload sends
+// SIGHUP) must not kill a server that has no certificate to re-read.
+func TestSIGHUPWithoutTLSKeepsServing(t *testing.T) {
+	c := startChild(t, map[string]string{"IOTFLOW_DATA_DIR": t.TempDir(), "LOG_LEVEL": "INFO"})
+	if err := c.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(c.out.String(), "nothing to reload") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line for the SIGHUP:\n%s", c.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err := http.Get(c.base + "/livez")
+	if err != nil {
+		t.Fatalf("after SIGHUP the server does not answer: %v\n%s", err, c.out)
+	}
+	res.Body.Close()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }

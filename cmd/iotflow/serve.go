@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/iotflow/iotflow/internal/config"
@@ -16,6 +19,7 @@ import (
 	"github.com/iotflow/iotflow/internal/httpapi"
 	"github.com/iotflow/iotflow/internal/ingest"
 	"github.com/iotflow/iotflow/internal/logging"
+	"github.com/iotflow/iotflow/internal/metrics"
 )
 
 func serveUsage() string {
@@ -46,6 +50,15 @@ func runServe(ctx context.Context, e env, args []string) error {
 	}
 	defer closeLog.Close()
 
+	// The key pair is checked before anything else starts, so a bad one
+	// fails fast.
+	var certs *certReloader
+	if cfg.TLSCertFile != "" {
+		if certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, log); err != nil {
+			return err
+		}
+	}
+
 	db, desc, applied, err := openDatabase(ctx, cfg)
 	if err != nil {
 		return err
@@ -53,9 +66,10 @@ func runServe(ctx context.Context, e env, args []string) error {
 	defer db.Close()
 	log.Info("database ready", "storage", desc, "migrations_applied", applied)
 
+	m := metrics.New()
 	pipeline := ingest.New(db, ingest.Options{
 		MaxBatch: cfg.WriteBatch, QueueSize: cfg.WriteQueue, Writers: cfg.WriteWriters, Linger: cfg.WriteLinger,
-		CommitTimeout: cfg.RequestTimeout, Logger: log,
+		CommitTimeout: cfg.RequestTimeout, Logger: log, Observe: m.Commit,
 	})
 	cacheSize := cfg.AuthCacheSize
 	if cacheSize == 0 {
@@ -84,6 +98,18 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer closeLimits.Close()
+	registerMetrics(m, db, pipeline, svc, limits)
+	watcher := watchDatabase(ctx, db, m, log)
+	defer watcher.stop()
+	if cfg.MetricsAddr != "" {
+		mctx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopMetrics()
+		maddr, err := serveMetrics(mctx, cfg.MetricsAddr, m, log)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "Metrics on http://%s/metrics\n", maddr)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
@@ -91,8 +117,10 @@ func runServe(ctx context.Context, e env, args []string) error {
 	}
 	srv := &http.Server{
 		Handler: httpapi.NewHandler(httpapi.Deps{
+			Metrics: m, Database: watcher.Watcher,
 			Service: svc, Logger: log, Version: version, RequestTimeout: cfg.RequestTimeout, Started: time.Now(),
 			MaxBatch: cfg.MaxBatch, Limits: limits, ProvisioningToken: cfg.ProvisioningToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
+			CORSOrigins: cfg.CORSOrigins,
 		}),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
@@ -100,6 +128,21 @@ func runServe(ctx context.Context, e env, args []string) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	// SIGHUP re-reads the certificate. It is caught even without TLS, so
+	// that a reload (systemctl reload) never kills the service.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	scheme := "http"
+	if certs != nil {
+		scheme = "https"
+		srv.TLSConfig = certs.tlsConfig()
+		go certs.watch(watchCtx, hup)
+	} else {
+		go ignoreHUP(watchCtx, hup, log)
 	}
 
 	flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
@@ -110,31 +153,60 @@ func runServe(ctx context.Context, e env, args []string) error {
 	}()
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(e.stdout, "IoTFlow %s listening on http://%s (storage: %s)\n", version, ln.Addr(), desc)
-	log.Info("listening", "addr", ln.Addr().String(), "version", version)
+	go func() {
+		if certs != nil {
+			// With TLSConfig.GetCertificate set, ServeTLS needs no file
+			// names and still offers HTTP/2.
+			served <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
+	fmt.Fprintf(e.stdout, "IoTFlow %s listening on %s://%s (storage: %s)\n", version, scheme, ln.Addr(), desc)
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", version)
 
 	select {
 	case err = <-served:
 	case <-ctx.Done():
 		log.Info("shutting down")
 	}
-	// Stop accepting and finish the requests in flight; then commit what
-	// they queued and write the kept last_seen times before the database
-	// closes (deferred above).
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	// Shutdown has IOTFLOW_SHUTDOWN_TIMEOUT in all. Stop accepting and give
+	// the requests in flight four fifths of it (a client stalling its body
+	// is cut off then); commit what they queued and write the kept
+	// last_seen times in the rest, before the database closes (deferred
+	// above).
+	deadline := time.Now().Add(cfg.ShutdownTimeout)
+	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	if serr := srv.Shutdown(sctx); serr != nil {
-		log.Error("requests still in flight at shutdown", "err", serr)
+	hctx, cancelRequests := context.WithDeadline(sctx, deadline.Add(-cfg.ShutdownTimeout/5))
+	defer cancelRequests()
+	if serr := srv.Shutdown(hctx); serr != nil {
+		log.Error("requests still in flight at shutdown were cut off", "err", serr)
+		srv.Close()
 	}
 	if perr := pipeline.Close(sctx); perr != nil {
 		log.Error("write queue not drained", "err", perr)
 	}
 	stopFlush()
 	<-flushed
+	if ferr := svc.FlushSeen(sctx); ferr != nil {
+		log.Error("final last_seen and key usage flush failed", "err", ferr)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	log.Info("stopped")
 	return err
+}
+
+// ignoreHUP logs SIGHUPs when there is nothing to reload.
+func ignoreHUP(ctx context.Context, hup <-chan os.Signal, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: nothing to reload (no TLS certificate is configured)")
+		}
+	}
 }

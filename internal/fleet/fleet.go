@@ -97,19 +97,15 @@ func (s *Service) IsOnline(d *iotflow.Device) bool {
 	return d.IsOnline(s.opts.Now(), s.opts.OnlineTimeout)
 }
 
-// RunFlusher writes kept last_seen times every interval until ctx ends,
-// then once more with a short deadline so nothing kept is lost on shutdown.
+// RunFlusher writes kept last_seen times and key usage every interval
+// until ctx ends. On shutdown, call FlushSeen once it has returned, with
+// the time left, so that nothing kept is lost.
 func (s *Service) RunFlusher(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			if err := s.FlushSeen(fctx); err != nil {
-				s.log.Error("final last_seen and key usage flush failed", "err", err)
-			}
 			return
 		case <-t.C:
 			if err := s.FlushSeen(ctx); err != nil && ctx.Err() == nil {

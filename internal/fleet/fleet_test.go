@@ -127,20 +127,31 @@ func TestReadersSeeTimesWhileAFlushIsUnderWay(t *testing.T) {
 	_ = d
 }
 
-func TestRunFlusherWritesOnStop(t *testing.T) {
+func TestRunFlusherWritesPeriodically(t *testing.T) {
 	svc, fs, _ := newService(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	d, key, _ := svc.Register(ctx, iotflow.NewDevice{Name: "n", DeviceType: "t"})
 	done := make(chan struct{})
-	go func() { svc.RunFlusher(ctx, time.Hour); close(done) }()
+	go func() { svc.RunFlusher(ctx, 10*time.Millisecond); close(done) }()
 	if _, err := svc.Authenticate(ctx, key); err != nil {
 		t.Fatal(err)
 	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stored, _ := fs.Device(context.Background(), d.ID)
+		if stored.LastSeen != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the flusher did not write last_seen")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	cancel()
-	<-done
-	stored, _ := fs.Device(context.Background(), d.ID)
-	if stored.LastSeen == nil {
-		t.Fatal("the final flush on stop did not write last_seen")
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunFlusher did not return when its context ended")
 	}
 }
 

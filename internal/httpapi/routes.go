@@ -75,6 +75,8 @@ func NewHandler(d Deps) http.Handler {
 	mux.Handle("GET /health", s.health())
 	mux.Handle("GET /livez", s.livez())
 	mux.Handle("GET /readyz", s.readyz())
+	mux.Handle("GET /openapi.json", s.openAPIDoc())
+	mux.Handle("GET /docs", s.docsPage())
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.admin(s.metrics))
 	}
@@ -115,6 +117,8 @@ var endpoints = map[string]any{
 	"livez":   "GET /livez",
 	"readyz":  "GET /readyz",
 	"metrics": "GET /metrics",
+	"openapi": "GET /openapi.json",
+	"docs":    "GET /docs",
 	"devices": map[string]string{
 		"register":      "POST /api/v1/devices/register",
 		"status":        "GET /api/v1/devices/status",
@@ -123,6 +127,7 @@ var endpoints = map[string]any{
 		"get_telemetry": "GET /api/v1/devices/telemetry",
 		"update_config": "PUT /api/v1/devices/config",
 		"heartbeat":     "POST /api/v1/devices/heartbeat",
+		"rotate_key":    "POST /api/v1/devices/keys/rotate",
 	},
 	"admin": map[string]string{
 		"list_devices":  "GET /api/v1/admin/devices",

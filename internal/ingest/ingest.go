@@ -27,7 +27,10 @@ type Options struct {
 	MaxBatch int
 	// QueueSize is the most requests waiting for a writer (default 4096).
 	QueueSize int
-	// Writers is how many transactions may run at once (default 1).
+	// Writers is how many transactions may run at once (default 1). Each
+	// writer owns the devices whose id modulo Writers is its number, so
+	// concurrent transactions never touch the same device's rows and do
+	// not wait for each other's commits.
 	Writers int
 	// Linger is how long a writer waits for more requests once it has
 	// one; 0 (the default) adds no latency: a batch is whatever queued up
@@ -42,10 +45,10 @@ type Options struct {
 
 // Pipeline batches readings into transactions.
 type Pipeline struct {
-	w     Writer
-	opts  Options
-	log   *slog.Logger
-	queue chan *job
+	w      Writer
+	opts   Options
+	log    *slog.Logger
+	queues []chan *job // one per writer
 
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
@@ -84,10 +87,11 @@ func New(w Writer, opts Options) *Pipeline {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{w: w, opts: opts, log: log, queue: make(chan *job, opts.QueueSize)}
-	for range opts.Writers {
+	p := &Pipeline{w: w, opts: opts, log: log, queues: make([]chan *job, opts.Writers)}
+	for i := range p.queues {
+		p.queues[i] = make(chan *job, max(1, opts.QueueSize/opts.Writers))
 		p.wg.Add(1)
-		go p.write()
+		go p.write(p.queues[i])
 	}
 	return p
 }
@@ -114,7 +118,7 @@ func (p *Pipeline) Submit(ctx context.Context, rs []*iotflow.Reading) error {
 		return ErrClosed
 	}
 	select {
-	case p.queue <- j:
+	case p.queueOf(rs[0].DeviceID) <- j:
 		p.depth.Add(1)
 	default:
 		p.mu.RUnlock()
@@ -135,7 +139,9 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
-		close(p.queue)
+		for _, q := range p.queues {
+			close(q)
+		}
 	}
 	p.mu.Unlock()
 	done := make(chan struct{})
@@ -148,12 +154,18 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	}
 }
 
+// queueOf is the queue of the writer that owns a device. A request's
+// readings are all of one device.
+func (p *Pipeline) queueOf(device int64) chan *job {
+	return p.queues[uint64(device)%uint64(len(p.queues))]
+}
+
 // write is one writer: it takes whatever is queued, up to MaxBatch
 // readings, and commits it as one transaction.
-func (p *Pipeline) write() {
+func (p *Pipeline) write(queue chan *job) {
 	defer p.wg.Done()
 	for {
-		first, ok := <-p.queue
+		first, ok := <-queue
 		if !ok {
 			return
 		}
@@ -166,7 +178,7 @@ func (p *Pipeline) write() {
 			linger = timer.C
 		}
 		for n < p.opts.MaxBatch {
-			j := p.next(linger)
+			j := p.next(queue, linger)
 			if j == nil {
 				break
 			}
@@ -181,16 +193,16 @@ func (p *Pipeline) write() {
 
 // next returns a queued job: at once, or within the linger when one is
 // set; nil when there is none or the queue is closed.
-func (p *Pipeline) next(linger <-chan time.Time) *job {
+func (p *Pipeline) next(queue chan *job, linger <-chan time.Time) *job {
 	var j *job
 	select {
-	case j = <-p.queue:
+	case j = <-queue:
 	default:
 		if linger == nil {
 			return nil
 		}
 		select {
-		case j = <-p.queue:
+		case j = <-queue:
 		case <-linger:
 			return nil
 		}

@@ -333,3 +333,72 @@ func TestAbandonedRequestsAreNotWritten(t *testing.T) {
 		t.Fatalf("stored %d readings, want 2: the abandoned request's must not be written", n)
 	}
 }
+
+// deviceGate holds the transactions of one device until released.
+type deviceGate struct {
+	Writer
+	device  int64
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (g *deviceGate) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error {
+	if rs[0].DeviceID == g.device {
+		g.entered <- struct{}{}
+		<-g.gate
+	}
+	return g.Writer.InsertReadings(ctx, rs)
+}
+
+// TestWritersOwnDevices: with two writers, a transaction held for one
+// device does not hold up another device's readings, which another writer
+// owns; a second request of the held device waits behind the first.
+func TestWritersOwnDevices(t *testing.T) {
+	f := newFixture(t)
+	other := newDeviceIn(t, f.store, "other")
+	if (f.device-other)%2 == 0 {
+		other = newDeviceIn(t, f.store, "other2") // ids of different parity
+	}
+	g := &deviceGate{Writer: f.store, device: f.device, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	p := New(g, Options{Writers: 2})
+	held := make(chan error, 2)
+	go func() { held <- p.Submit(context.Background(), f.reading(f.device)) }()
+	<-g.entered
+	go func() { held <- p.Submit(context.Background(), f.reading(f.device)) }()
+
+	done := make(chan error, 1)
+	go func() { done <- p.Submit(context.Background(), f.reading(other)) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("another device's reading waited for the held transaction")
+	}
+	select {
+	case <-held:
+		t.Fatal("a held device's request finished before its transaction was released")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(g.gate)
+	for range 2 {
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Close(context.Background())
+	if n := f.stored(t); n != 3 {
+		t.Fatalf("stored %d, want 3", n)
+	}
+}
+
+func newDeviceIn(t *testing.T, s iotflow.Store, name string) int64 {
+	d := &iotflow.Device{Name: name, DeviceType: "sensor", Status: iotflow.StatusActive,
+		CreatedAt: iotflow.Truncate(time.Now()), UpdatedAt: iotflow.Truncate(time.Now())}
+	k := &iotflow.APIKey{Prefix: "p", Hash: "h-" + name, Active: true, CreatedAt: d.CreatedAt}
+	if err := s.CreateDevice(t.Context(), d, k); err != nil {
+		t.Fatal(err)
+	}
+	return d.ID
+}

@@ -219,11 +219,17 @@ func (s *Store) DeleteDevice(ctx context.Context, id int64) (*iotflow.Device, er
 			SELECT date_trunc('hour', "timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, count(*) AS n
 			FROM telemetry_data WHERE device_id = $1 GROUP BY 1
 		), locked AS (
-			SELECT h.hour FROM telemetry_hourly h JOIN gone g ON g.hour = h.hour ORDER BY h.hour FOR UPDATE OF h
+			SELECT h.hour FROM telemetry_hourly h JOIN gone g ON g.hour = h.hour AND h.shard = $1 % 16
+			ORDER BY h.hour FOR UPDATE OF h
 		)
 		UPDATE telemetry_hourly h SET n = h.n - g.n
-		FROM gone g WHERE h.hour = g.hour AND h.hour IN (SELECT hour FROM locked)`, id); err != nil {
+		FROM gone g WHERE h.hour = g.hour AND h.shard = $1 % 16 AND h.hour IN (SELECT hour FROM locked)`, id); err != nil {
 		return nil, wrap(ctx, "delete device: hourly counts", err)
+	}
+	// Readings have no foreign key (see migration 0006): delete them here,
+	// under the device's row lock, which InsertReadings waits for.
+	if _, err := tx.Exec(ctx, `DELETE FROM telemetry_data WHERE device_id = $1`, id); err != nil {
+		return nil, wrap(ctx, "delete device: readings", err)
 	}
 	d, err := scanDevice(tx.QueryRow(ctx, `DELETE FROM devices AS d WHERE d.id = $1 RETURNING `+deviceColumns, id))
 	if err != nil {

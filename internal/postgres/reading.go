@@ -46,12 +46,13 @@ WITH input AS MATERIALIZED (
 ), counted AS (
 	UPDATE devices d SET telemetry_count = d.telemetry_count + c.n
 	FROM (SELECT device_id, count(*) AS n FROM inserted GROUP BY device_id) c
-	WHERE d.id = c.device_id
+	WHERE d.id = c.device_id AND d.id = ANY($9::bigint[]) -- lets the planner use the primary key, not scan every device
 	RETURNING d.id
 ), hourly AS (
-	INSERT INTO telemetry_hourly (hour, n)
-	SELECT i.hour, count(*) FROM input i JOIN inserted ins ON ins.id = i.id GROUP BY i.hour ORDER BY i.hour
-	ON CONFLICT (hour) DO UPDATE SET n = telemetry_hourly.n + excluded.n
+	INSERT INTO telemetry_hourly (hour, shard, n)
+	SELECT i.hour, i.device_id % 16, count(*) FROM input i JOIN inserted ins ON ins.id = i.id
+	GROUP BY 1, 2 ORDER BY 1, 2
+	ON CONFLICT (hour, shard) DO UPDATE SET n = telemetry_hourly.n + excluded.n
 )
 SELECT i.ord, i.id, (ins.id IS NOT NULL) AS stored
 FROM input i LEFT JOIN inserted ins ON ins.id = i.id
@@ -78,12 +79,15 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 	}
 	ids, stored := make([]int64, n), make([]bool, n)
 	// The two statements go in one round trip and run in one implicit
-	// transaction. The first locks the device rows in id order, as
-	// TouchDevices does, so that concurrent batches and flushes on any
-	// node wait for each other instead of deadlocking.
+	// transaction. The first checks that the devices exist and locks
+	// their rows in id order, as TouchDevices does, so that concurrent
+	// batches and flushes on any node wait for each other instead of
+	// deadlocking, and a device cannot be deleted under the insert; when
+	// a device is missing it fails, and the insert does not run.
 	b := &pgx.Batch{}
-	b.Queue(`SELECT id FROM devices WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, uniqueSorted(devs))
-	b.Queue(insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, hours)
+	distinct := uniqueSorted(devs)
+	b.Queue(`SELECT lock_reading_devices($1)`, distinct)
+	b.Queue(insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, hours, distinct)
 	br := s.pool.SendBatch(ctx, b)
 	_, err := br.Exec()
 	if err == nil {

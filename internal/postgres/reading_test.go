@@ -233,3 +233,47 @@ func BenchmarkInsertReadings(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/reading")
 }
+
+// TestNoReadingOutlivesItsDevice: readings have no foreign key (migration
+// 0006), so DeleteDevice must take every reading of the device with it,
+// also when batches are committing at that moment.
+func TestNoReadingOutlivesItsDevice(t *testing.T) {
+	s := newTestStore(t)
+	for round := range 5 {
+		d := addDevice(t, s, fmt.Sprint("doomed-", round))
+		var wg sync.WaitGroup
+		started := make(chan struct{})
+		for w := range 4 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					if w == 0 && i == 2 {
+						close(started)
+					}
+					now := iotflow.Truncate(time.Now())
+					err := s.InsertReadings(t.Context(), []*iotflow.Reading{reading(d.ID, now), reading(d.ID, now)})
+					if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
+						return
+					} else if err != nil {
+						t.Errorf("InsertReadings: %v", err)
+						return
+					}
+				}
+			})
+		}
+		<-started
+		if _, err := s.DeleteDevice(t.Context(), d.ID); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if n := countRows(t, s, d.ID); n != 0 {
+			t.Fatalf("round %d: %d readings outlived their deleted device", round, n)
+		}
+	}
+	var hourly int64
+	if err := s.pool.QueryRow(t.Context(), `SELECT coalesce(sum(n), 0)::bigint FROM telemetry_hourly`).Scan(&hourly); err != nil {
+		t.Fatal(err)
+	}
+	if hourly != 0 {
+		t.Fatalf("hourly counts sum to %d after every device was deleted; want 0", hourly)
+	}
+}

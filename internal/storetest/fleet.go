@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,5 +264,55 @@ func testConcurrentInserts(t *testing.T, s iotflow.Store) {
 			}
 			seen[id] = true
 		}
+	}
+}
+
+// testDeleteDeviceWhileWriting deletes a device while batches of its
+// readings are being inserted: every insert either commits before the
+// delete (and its readings go with the device) or fails with ENOTFOUND;
+// no reading outlives its device, and the fleet-wide counts stay exact.
+func testDeleteDeviceWhileWriting(t *testing.T, s iotflow.Store) {
+	doomed, kept := createSimple(t, s, "doomed"), createSimple(t, s, "kept")
+	ctx := t.Context()
+	var writing sync.WaitGroup
+	var keptStored atomic.Int64
+	started := make(chan struct{})
+	for w := range 4 {
+		writing.Go(func() {
+			for i := 0; ; i++ {
+				if w == 0 && i == 3 {
+					close(started)
+				}
+				ts := at(time.Duration(w*1000+i) * time.Millisecond)
+				rs := []*iotflow.Reading{reading(doomed.ID, ts, "sensor"), reading(doomed.ID, ts, "sensor")}
+				err := s.InsertReadings(ctx, rs)
+				if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
+					return
+				}
+				if err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+				if i > 200 {
+					t.Errorf("writer %d: still writing a deleted device after %d batches", w, i)
+					return
+				}
+				insert(t, s, reading(kept.ID, ts, "sensor"))
+				keptStored.Add(1)
+			}
+		})
+	}
+	<-started
+	_, err := s.DeleteDevice(ctx, doomed.ID)
+	ok(t, "DeleteDevice", err)
+	writing.Wait()
+
+	wantCount(t, s, iotflow.ReadingFilter{DeviceID: doomed.ID}, 0)
+	wantCount(t, s, iotflow.ReadingFilter{}, keptStored.Load())
+	st, err := s.Dashboard(ctx, at(-time.Hour), at(-48*time.Hour))
+	ok(t, "Dashboard", err)
+	if st.TotalReadings != keptStored.Load() || st.RecentReadings != keptStored.Load() {
+		t.Errorf("Dashboard counts %d total, %d recent; want %d: the deleted device's readings must be gone from both",
+			st.TotalReadings, st.RecentReadings, keptStored.Load())
 	}
 }

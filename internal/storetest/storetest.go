@@ -46,6 +46,7 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) iotflow.Store) {
 		{"AdminTokens", testAdminTokens},
 		{"CancelledContext", testCancelledContext},
 		{"ConcurrentInserts", testConcurrentInserts},
+		{"DeleteDeviceWhileWriting", testDeleteDeviceWhileWriting},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {

@@ -223,7 +223,10 @@ func spawn(ctx context.Context, args, env []string, addrRE *regexp.Regexp) (*exe
 	// any device would send: the rate limits are lifted for the benchmark.
 	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT=0", "LOG_FILE=off", "LOG_LEVEL=WARNING",
 		"RATE_LIMIT_PER_MINUTE=100000000", "TELEMETRY_RATE_LIMIT_PER_MINUTE=100000000",
-		"IOTFLOW_REGISTER_RATE_LIMIT_PER_MINUTE=100000000", "IOTFLOW_ADMIN_RATE_LIMIT_PER_MINUTE=100000000")
+		"IOTFLOW_REGISTER_RATE_LIMIT_PER_MINUTE=100000000", "IOTFLOW_ADMIN_RATE_LIMIT_PER_MINUTE=100000000",
+		// The load generator speaks plain HTTP to the server it starts,
+		// and needs no second listener.
+		"IOTFLOW_TLS_CERT_FILE=", "IOTFLOW_TLS_KEY_FILE=", "IOTFLOW_METRICS_ADDR=")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

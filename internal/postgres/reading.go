@@ -26,21 +26,37 @@ func jsonObject(m json.RawMessage) json.RawMessage {
 
 // insertReadingsSQL stores a batch in one statement, and so in one round
 // trip and one implicit transaction: the fixed cost of a transaction's
-// round trips, not the rows, dominates small batches. Ids come from the
-// sequence in slice order (the function scan yields rows by ordinality);
-// a message id the device has stored already, or that an earlier row
-// carries, is skipped by ON CONFLICT; the counters rise by the rows
-// inserted, and so do the hourly counts (data-modifying CTEs always run
-// to completion). Skipped rows
-// are resolved to the stored ids by the caller.
+// round trips, not the rows, dominates small batches.
+//
+// It first locks the batch's devices ($9, distinct and ascending) in id
+// order, as TouchDevices does, so that concurrent batches and flushes on
+// any node wait for each other instead of deadlocking, and so that
+// DeleteDevice, which takes the same rows FOR UPDATE, waits for the batch
+// or the batch for it. When a device is missing (or was deleted while the
+// batch waited), nothing is inserted and the rows come back with complete
+// false. Readings have no foreign key (migration 0006): this check, once
+// per device, replaces a trigger that ran once per reading.
+//
+// Ids come from the sequence in slice order (the function scan yields rows
+// by ordinality); a message id the device has stored already, or that an
+// earlier row carries, is skipped by ON CONFLICT; the counters rise by the
+// rows inserted, and so do the hourly counts (data-modifying CTEs always
+// run to completion). Skipped rows are resolved to the stored ids by the
+// caller.
 const insertReadingsSQL = `
-WITH input AS MATERIALIZED (
+WITH locked AS MATERIALIZED (
+	SELECT id FROM devices WHERE id = ANY($9::bigint[]) ORDER BY id FOR NO KEY UPDATE
+), complete AS MATERIALIZED (
+	SELECT count(*) = cardinality($9::bigint[]) AS ok FROM locked
+), input AS MATERIALIZED (
 	SELECT nextval('telemetry_data_id_seq'::regclass) AS id, u.*
 	FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
 		WITH ORDINALITY AS u(device_id, ts, received_at, data_type, payload, metadata, message_id, hour, ord)
 ), inserted AS (
 	INSERT INTO telemetry_data (id, device_id, "timestamp", received_at, data_type, payload, metadata, message_id)
-	SELECT id, device_id, ts, received_at, data_type, payload::jsonb, metadata::jsonb, message_id FROM input ORDER BY ord
+	SELECT id, device_id, ts, received_at, data_type, payload::jsonb, metadata::jsonb, message_id FROM input
+	WHERE (SELECT ok FROM complete)
+	ORDER BY ord
 	ON CONFLICT (device_id, message_id) WHERE message_id IS NOT NULL DO NOTHING
 	RETURNING id, device_id
 ), counted AS (
@@ -54,7 +70,7 @@ WITH input AS MATERIALIZED (
 	GROUP BY 1, 2 ORDER BY 1, 2
 	ON CONFLICT (hour, shard) DO UPDATE SET n = telemetry_hourly.n + excluded.n
 )
-SELECT i.ord, i.id, (ins.id IS NOT NULL) AS stored
+SELECT i.ord, i.id, (ins.id IS NOT NULL) AS stored, (SELECT ok FROM complete) AS complete
 FROM input i LEFT JOIN inserted ins ON ins.id = i.id
 ORDER BY i.ord`
 
@@ -78,34 +94,19 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 		}
 	}
 	ids, stored := make([]int64, n), make([]bool, n)
-	// The two statements go in one round trip and run in one implicit
-	// transaction. The first checks that the devices exist and locks
-	// their rows in id order, as TouchDevices does, so that concurrent
-	// batches and flushes on any node wait for each other instead of
-	// deadlocking, and a device cannot be deleted under the insert; when
-	// a device is missing it fails, and the insert does not run.
-	b := &pgx.Batch{}
-	distinct := uniqueSorted(devs)
-	b.Queue(`SELECT lock_reading_devices($1)`, distinct)
-	b.Queue(insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, hours, distinct)
-	br := s.pool.SendBatch(ctx, b)
-	_, err := br.Exec()
-	if err == nil {
-		rows, _ := br.Query()
-		var ord, id int64
-		var ok bool
-		_, err = pgx.ForEachRow(rows, []any{&ord, &id, &ok}, func() error {
-			ids[ord-1], stored[ord-1] = id, ok
-			return nil
-		})
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if sqlState(err) == codeForeignKeyViolation {
-		return iotflow.Errorf(iotflow.ENOTFOUND, "Device not found", "A reading names a device that does not exist.")
-	} else if err != nil {
+	complete := true
+	rows, _ := s.pool.Query(ctx, insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, hours, uniqueSorted(devs))
+	var ord, id int64
+	var ok, all bool
+	_, err := pgx.ForEachRow(rows, []any{&ord, &id, &ok, &all}, func() error {
+		ids[ord-1], stored[ord-1], complete = id, ok, all
+		return nil
+	})
+	if err != nil {
 		return wrap(ctx, "insert readings", err)
+	}
+	if !complete {
+		return iotflow.Errorf(iotflow.ENOTFOUND, "Device not found", "A reading names a device that does not exist.")
 	}
 	for i, r := range rs {
 		r.ID, r.Duplicate = ids[i], !stored[i]

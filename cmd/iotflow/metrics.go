@@ -70,6 +70,9 @@ func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, log *slo
 		_ = srv.Shutdown(sctx)
 	}()
 	log.Info("serving metrics", "addr", ln.Addr().String())
+	if host, _, _ := net.SplitHostPort(addr); host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+		log.Warn("IOTFLOW_METRICS_ADDR listens on every interface and /metrics there needs no token; bind it to a private address", "addr", addr)
+	}
 	return ln.Addr(), nil
 }
 

@@ -51,6 +51,12 @@ func runServe(ctx context.Context, e env, args []string) error {
 	}
 	defer closeLog.Close()
 	tuneGC()
+	// SIGHUP re-reads the certificate. It is caught from the start, and
+	// even without TLS, so that a reload (systemctl reload) never kills
+	// the service.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	// The key pair is checked before anything else starts, so a bad one
 	// fails fast.
@@ -69,9 +75,11 @@ func runServe(ctx context.Context, e env, args []string) error {
 	log.Info("database ready", "storage", desc, "migrations_applied", applied)
 
 	m := metrics.New()
+	watcher := watchDatabase(ctx, db, m, log)
+	defer watcher.stop()
 	pipeline := ingest.New(db, ingest.Options{
 		MaxBatch: cfg.WriteBatch, QueueSize: cfg.WriteQueue, Writers: cfg.WriteWriters, Linger: cfg.WriteLinger,
-		CommitTimeout: cfg.RequestTimeout, Logger: log, Observe: m.Commit,
+		CommitTimeout: cfg.RequestTimeout, Logger: log, Observe: m.Commit, Bind: watcher.Bind,
 	})
 	cacheSize := cfg.AuthCacheSize
 	if cacheSize == 0 {
@@ -101,8 +109,6 @@ func runServe(ctx context.Context, e env, args []string) error {
 	}
 	defer closeLimits.Close()
 	registerMetrics(m, db, pipeline, svc, limits)
-	watcher := watchDatabase(ctx, db, m, log)
-	defer watcher.stop()
 	if cfg.MetricsAddr != "" {
 		mctx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopMetrics()
@@ -131,11 +137,6 @@ func runServe(ctx context.Context, e env, args []string) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// SIGHUP re-reads the certificate. It is caught even without TLS, so
-	// that a reload (systemctl reload) never kills the service.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	scheme := "http"
@@ -173,21 +174,25 @@ func runServe(ctx context.Context, e env, args []string) error {
 		log.Info("shutting down")
 	}
 	// Shutdown has IOTFLOW_SHUTDOWN_TIMEOUT in all. Stop accepting and give
-	// the requests in flight four fifths of it (a client stalling its body
-	// is cut off then); commit what they queued and write the kept
-	// last_seen times in the rest, before the database closes (deferred
-	// above).
-	deadline := time.Now().Add(cfg.ShutdownTimeout)
+	// the requests in flight 70% of it (a client stalling its body is cut
+	// off then, and the handlers' contexts end); the write queue gets until
+	// 90% (then the transactions under way are cancelled and nothing more
+	// is acknowledged); the kept last_seen times are written in the rest,
+	// before the database closes (deferred above).
+	t := cfg.ShutdownTimeout
+	deadline := time.Now().Add(t)
 	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	hctx, cancelRequests := context.WithDeadline(sctx, deadline.Add(-cfg.ShutdownTimeout/5))
+	hctx, cancelRequests := context.WithDeadline(sctx, deadline.Add(-t*3/10))
 	defer cancelRequests()
 	if serr := srv.Shutdown(hctx); serr != nil {
 		log.Error("requests still in flight at shutdown were cut off", "err", serr)
 		srv.Close()
 	}
-	if perr := pipeline.Close(sctx); perr != nil {
-		log.Error("write queue not drained", "err", perr)
+	qctx, cancelQueue := context.WithDeadline(sctx, deadline.Add(-t/10))
+	defer cancelQueue()
+	if perr := pipeline.Close(qctx); perr != nil {
+		log.Error("write queue not drained: transactions under way were cancelled", "err", perr)
 	}
 	stopFlush()
 	<-flushed

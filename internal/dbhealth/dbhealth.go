@@ -79,19 +79,20 @@ func (w *Watcher) Check(ctx context.Context) {
 		return // shutting down, not an outage
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	wentDown := false
 	switch {
 	case err != nil && !w.down:
-		w.down, w.since = true, time.Now()
+		w.down, w.since, wentDown = true, time.Now(), true
 		w.cancel()
 		w.log.Error("database unreachable; requests that need it get 503 until it answers", "err", err)
-		if w.opts.OnDown != nil {
-			w.opts.OnDown()
-		}
 	case err == nil && w.down:
 		w.log.Info("database reachable again", "down_for", time.Since(w.since).Round(time.Millisecond).String())
 		w.down, w.since = false, time.Now()
 		w.ctx, w.cancel = context.WithCancel(context.Background())
+	}
+	w.mu.Unlock()
+	if wentDown && w.opts.OnDown != nil {
+		w.opts.OnDown() // outside the lock: it may take a while
 	}
 }
 

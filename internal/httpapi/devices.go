@@ -40,6 +40,7 @@ func (s *server) register() http.Handler {
 		}
 		ctx, cancel := s.withTimeout(r)
 		defer cancel()
+		r = r.WithContext(ctx)
 		d, key, err := s.Service.Register(ctx, iotflow.NewDevice(req))
 		if err != nil {
 			s.writeError(w, r, err)

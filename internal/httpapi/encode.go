@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iotflow/iotflow/internal/dbhealth"
 	"github.com/iotflow/iotflow/internal/iotflow"
 )
 
@@ -75,9 +76,15 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &mbe):
 		status = http.StatusRequestEntityTooLarge
 		err = iotflow.Errorf(iotflow.EINVALID, "Payload too large", "The request body exceeds %d bytes", mbe.Limit)
-	case code == iotflow.EINTERNAL && errors.Is(err, context.Canceled) && s.Database.Down():
+	case code == iotflow.EINTERNAL && errors.Is(err, context.Canceled) &&
+		(errors.Is(context.Cause(r.Context()), dbhealth.ErrDown) || s.Database.Down()):
 		status = http.StatusServiceUnavailable
 		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "The database is unreachable; try again later")
+	case code == iotflow.EINTERNAL && errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away (or the server is stopping): nobody reads
+		// this answer, and it is no fault of the service.
+		status = http.StatusServiceUnavailable
+		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Request cancelled", "The request was cancelled before it finished")
 	case code == iotflow.EINTERNAL && errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusServiceUnavailable
 		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "The request took too long; try again later")

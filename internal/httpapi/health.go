@@ -14,7 +14,7 @@ func (s *server) index() http.Handler {
 			"name":          "IoTFlow",
 			"description":   "IoT device connectivity layer",
 			"version":       s.Version,
-			"endpoints":     endpoints,
+			"endpoints":     s.endpoints(),
 			"documentation": "Devices authenticate with the X-API-Key header; the admin API takes 'Authorization: Bearer <token>'.",
 		})
 	})
@@ -118,4 +118,19 @@ func (s *server) limiterState() (map[string]any, bool) {
 		return map[string]any{"backend": "memory"}, true
 	}
 	return map[string]any{"backend": "redis", "degraded": d.Degraded(), "fallback_decisions": d.Fallbacks()}, true
+}
+
+// endpoints is the map shown at GET /, without /metrics when metrics are
+// off (the route does not exist then).
+func (s *server) endpoints() map[string]any {
+	if s.Metrics != nil {
+		return endpoints
+	}
+	out := make(map[string]any, len(endpoints))
+	for k, v := range endpoints {
+		if k != "metrics" {
+			out[k] = v
+		}
+	}
+	return out
 }

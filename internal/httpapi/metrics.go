@@ -8,6 +8,15 @@ import (
 	"github.com/iotflow/iotflow/internal/metrics"
 )
 
+// metricMethod bounds the method label: a client may send any token.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
+}
+
 // countTelemetry reports what a telemetry request did with its records.
 func (s *server) countTelemetry(ri *requestInfo, status int) {
 	s.Metrics.TelemetryAccepted(ri.accepted, ri.duplicates)

@@ -62,6 +62,18 @@ func TestMetrics(t *testing.T) {
 		{`iotflow_http_request_duration_seconds_count{method="POST",route="POST /api/v1/devices/telemetry"}`, "6"},
 	}
 
+	// A made-up method must not become a label value of its own.
+	for _, m := range []string{"FROB", "XYZZY"} {
+		r, _ := http.NewRequest(m, a.base+"/api/v1/devices/status", nil)
+		if res, err := http.DefaultClient.Do(r); err == nil {
+			res.Body.Close()
+		}
+	}
+	checks = append(checks, struct {
+		series string
+		want   string
+	}{`iotflow_http_requests_total{method="OTHER",route="unmatched",status="405"}`, "2"})
+
 	status, body := scrape(t, a, "")
 	if status != http.StatusUnauthorized {
 		t.Fatalf("GET /metrics without a token: %d, want 401", status)
@@ -74,6 +86,9 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(body, c.series+" "+c.want+"\n") {
 			t.Errorf("metrics lack %s %s", c.series, c.want)
 		}
+	}
+	if strings.Contains(body, "FROB") {
+		t.Error("a client's made-up method became a label value")
 	}
 	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
 		if !strings.Contains(body, "\n"+name+" ") {

@@ -100,7 +100,7 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 			sw.status = http.StatusOK
 		}
 		took := time.Since(start)
-		s.Metrics.Request(routeOf(r), r.Method, sw.status, took)
+		s.Metrics.Request(routeOf(r), metricMethod(r.Method), sw.status, took)
 		if r.Pattern == routeTelemetry || r.Pattern == routeBatch {
 			s.countTelemetry(ri, sw.status)
 		}
@@ -125,7 +125,8 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 	})
 }
 
-// routeOf is the matched route pattern, or the path for unmatched requests.
+// routeOf is the matched route pattern, or "unmatched": never the raw path,
+// which would give the metrics a label value per URL anyone sends.
 func routeOf(r *http.Request) string {
 	if r.Pattern != "" {
 		return r.Pattern

@@ -29,8 +29,7 @@ type Options struct {
 	QueueSize int
 	// Writers is how many transactions may run at once (default 1). Each
 	// writer owns the devices whose id modulo Writers is its number, so
-	// concurrent transactions never touch the same device's rows and do
-	// not wait for each other's commits.
+	// concurrent transactions never write the same device's rows.
 	Writers int
 	// Linger is how long a writer waits for more requests once it has
 	// one; 0 (the default) adds no latency: a batch is whatever queued up
@@ -41,6 +40,9 @@ type Options struct {
 	Logger        *slog.Logger
 	// Observe, when set, is told of every committed or failed transaction.
 	Observe func(readings int, took time.Duration, err error)
+	// Bind, when set, wraps each transaction's context, such as to end it
+	// when the database is found unreachable.
+	Bind func(context.Context) (context.Context, context.CancelFunc)
 }
 
 // Pipeline batches readings into transactions.
@@ -55,13 +57,28 @@ type Pipeline struct {
 	wg     sync.WaitGroup
 
 	depth atomic.Int64
+
+	// stop ends the transactions under way when Close runs out of time.
+	stop       context.Context
+	cancelStop context.CancelFunc
 }
 
 type job struct {
-	ctx  context.Context // the request's; a job whose request gave up is not written
 	rs   []*iotflow.Reading
 	done chan error
+	// state settles the race between a request giving up and its writer
+	// taking it: whichever moves it out of queued first wins. A request
+	// that gave up is answered with an error, so its readings are never
+	// written; a request whose readings are being written waits for the
+	// outcome.
+	state atomic.Int32
 }
+
+const (
+	queued int32 = iota
+	writing
+	abandoned
+)
 
 // ErrQueueFull is returned when the queue has no room.
 var ErrQueueFull = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service busy", "Too many readings are waiting to be stored; retry shortly")
@@ -88,8 +105,9 @@ func New(w Writer, opts Options) *Pipeline {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Pipeline{w: w, opts: opts, log: log, queues: make([]chan *job, opts.Writers)}
+	p.stop, p.cancelStop = context.WithCancel(context.Background())
 	for i := range p.queues {
-		p.queues[i] = make(chan *job, max(1, opts.QueueSize/opts.Writers))
+		p.queues[i] = make(chan *job, opts.QueueSize)
 		p.wg.Add(1)
 		go p.write(p.queues[i])
 	}
@@ -111,30 +129,38 @@ func (p *Pipeline) Submit(ctx context.Context, rs []*iotflow.Reading) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	j := &job{ctx: ctx, rs: rs, done: make(chan error, 1)}
+	j := &job{rs: rs, done: make(chan error, 1)}
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
 		return ErrClosed
 	}
-	select {
-	case p.queueOf(rs[0].DeviceID) <- j:
-		p.depth.Add(1)
-	default:
+	// The bound is on all queues together; each channel can hold it all,
+	// so the send below never blocks.
+	if p.depth.Add(1) > int64(p.opts.QueueSize) {
+		p.depth.Add(-1)
 		p.mu.RUnlock()
 		return ErrQueueFull
 	}
+	p.queueOf(rs[0].DeviceID) <- j
 	p.mu.RUnlock()
 	select {
 	case err := <-j.done:
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		if j.state.CompareAndSwap(queued, abandoned) {
+			return ctx.Err()
+		}
+		// Its transaction is under way (bounded by CommitTimeout): answer
+		// with its outcome, so that an error never hides a stored reading.
+		return <-j.done
 	}
 }
 
 // Close stops accepting readings and waits until every queued request is
-// committed or failed, or ctx ends.
+// committed or failed. When ctx ends first, the transactions under way are
+// cancelled and what is still queued fails; Close then returns ctx's error
+// once the writers have stopped, which they do at once.
 func (p *Pipeline) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if !p.closed {
@@ -150,6 +176,8 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		p.cancelStop()
+		<-done
 		return ctx.Err()
 	}
 }
@@ -223,8 +251,7 @@ func (p *Pipeline) commit(batch []*job, n int) {
 	// readings now would store what was never acknowledged.
 	live := batch[:0]
 	for _, j := range batch {
-		if err := j.ctx.Err(); err != nil {
-			j.done <- err
+		if !j.state.CompareAndSwap(queued, writing) {
 			n -= len(j.rs)
 			continue
 		}
@@ -253,8 +280,13 @@ func (p *Pipeline) commit(batch []*job, n int) {
 }
 
 func (p *Pipeline) insert(rs []*iotflow.Reading) error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.CommitTimeout)
+	ctx, cancel := context.WithTimeout(p.stop, p.opts.CommitTimeout)
 	defer cancel()
+	if p.opts.Bind != nil {
+		var unbind context.CancelFunc
+		ctx, unbind = p.opts.Bind(ctx)
+		defer unbind()
+	}
 	start := time.Now()
 	err := p.w.InsertReadings(ctx, rs)
 	if p.opts.Observe != nil {

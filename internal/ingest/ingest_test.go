@@ -265,15 +265,84 @@ func TestCloseDrainsTheQueue(t *testing.T) {
 
 func TestSubmitHonoursContext(t *testing.T) {
 	f := newFixture(t)
-	g := &gateWriter{Writer: f.store, gate: make(chan struct{})}
+	g := &gateWriter{Writer: f.store, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	p := New(g, Options{})
+	first := make(chan error, 1)
+	go func() { first <- p.Submit(context.Background(), f.reading(f.device)) }()
+	<-g.entered // the writer is held; the next request stays queued
+
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if err := p.Submit(ctx, f.reading(f.device)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err %v, want the context's", err)
 	}
 	close(g.gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
 	p.Close(context.Background())
+	if n := f.stored(t); n != 1 {
+		t.Fatalf("stored %d, want 1: the request that gave up while queued must not be written", n)
+	}
+}
+
+// TestGivingUpDuringTheTransactionWaitsForIt: a request whose readings are
+// being written when its context ends answers with the transaction's
+// outcome, so that an error never hides a stored reading.
+func TestGivingUpDuringTheTransactionWaitsForIt(t *testing.T) {
+	f := newFixture(t)
+	g := &gateWriter{Writer: f.store, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	p := New(g, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() { res <- p.Submit(ctx, f.reading(f.device)) }()
+	<-g.entered
+	cancel()
+	select {
+	case err := <-res:
+		t.Fatalf("Submit returned %v while its transaction was still under way", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(g.gate)
+	if err := <-res; err != nil {
+		t.Fatalf("Submit: %v, want the committed transaction's nil", err)
+	}
+	p.Close(context.Background())
+	if n := f.stored(t); n != 1 {
+		t.Fatalf("stored %d, want 1", n)
+	}
+}
+
+// TestCloseOutOfTimeCancelsTransactions: when Close's context ends, the
+// transaction under way is cancelled and Close returns promptly.
+func TestCloseOutOfTimeCancelsTransactions(t *testing.T) {
+	f := newFixture(t)
+	blocked := &ctxWriter{entered: make(chan struct{}, 1)}
+	p := New(blocked, Options{CommitTimeout: time.Hour})
+	res := make(chan error, 1)
+	go func() { res <- p.Submit(context.Background(), f.reading(f.device)) }()
+	<-blocked.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := p.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close: %v, want DeadlineExceeded", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Close took %v after its deadline", took)
+	}
+	if err := <-res; err == nil {
+		t.Fatal("a cancelled transaction's request was acknowledged")
+	}
+}
+
+// ctxWriter blocks every transaction until its context ends.
+type ctxWriter struct{ entered chan struct{} }
+
+func (w *ctxWriter) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error {
+	w.entered <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 func TestLingerGathersMore(t *testing.T) {

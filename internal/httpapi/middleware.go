@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -104,24 +105,27 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 		if r.Pattern == routeTelemetry || r.Pattern == routeBatch {
 			s.countTelemetry(ri, sw.status)
 		}
-		attrs := []any{
-			"method", r.Method, "route", routeOf(r), "status", sw.status,
-			"duration_ms", float64(took.Microseconds()) / 1000, "bytes", sw.bytes,
-			"request_id", ri.id, "remote", r.RemoteAddr,
+		level := slog.LevelInfo
+		if sw.status == http.StatusUnauthorized || sw.status == http.StatusForbidden || sw.status == http.StatusTooManyRequests {
+			level = slog.LevelWarn
+		} else if sw.status >= 500 {
+			level = slog.LevelError
+		}
+		if !s.Logger.Enabled(r.Context(), level) {
+			return // no line at this level, so build none
+		}
+		attrs := []slog.Attr{
+			slog.String("method", r.Method), slog.String("route", routeOf(r)), slog.Int("status", sw.status),
+			slog.Float64("duration_ms", float64(took.Microseconds())/1000), slog.Int("bytes", sw.bytes),
+			slog.String("request_id", ri.id), slog.String("remote", r.RemoteAddr),
 		}
 		if ri.deviceID != 0 {
-			attrs = append(attrs, "device_id", ri.deviceID)
+			attrs = append(attrs, slog.Int64("device_id", ri.deviceID))
 		}
 		if ri.admin != "" {
-			attrs = append(attrs, "admin_token", ri.admin)
+			attrs = append(attrs, slog.String("admin_token", ri.admin))
 		}
-		level := s.Logger.Info
-		if sw.status == http.StatusUnauthorized || sw.status == http.StatusForbidden || sw.status == http.StatusTooManyRequests {
-			level = s.Logger.Warn
-		} else if sw.status >= 500 {
-			level = s.Logger.Error
-		}
-		level("request", attrs...)
+		s.Logger.LogAttrs(r.Context(), level, "request", attrs...)
 	})
 }
 

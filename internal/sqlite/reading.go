@@ -38,37 +38,52 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 		return err
 	}
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
-		// A message id the device has stored already is skipped by ON
-		// CONFLICT (see insertReadingSQL) and then looked up; the single
-		// writer connection makes the pair atomic.
-		stmt, count := tx.StmtContext(ctx, ins), tx.StmtContext(ctx, cnt)
+		// The statements run without ctx's cancellation, which would cost
+		// the driver a watcher goroutine each; each is short, so checking
+		// ctx between them honours it just as well.
+		sctx := context.WithoutCancel(ctx)
+		stmt, count := tx.StmtContext(sctx, ins), tx.StmtContext(sctx, cnt)
 		counts := make(map[int64]int64)
 		for i, r := range rs {
+			if err := ctx.Err(); err != nil {
+				return wrap("insert telemetry", err)
+			}
 			var msg any
 			if r.MessageID != "" {
 				msg = r.MessageID
 			}
 			results[i].ts = micros(r.Timestamp)
-			err := stmt.QueryRowContext(ctx, r.DeviceID, results[i].ts, micros(r.ReceivedAt),
-				r.DataType, jsonText(r.Payload), jsonText(r.Metadata), msg).Scan(&results[i].id)
-			switch {
-			case errors.Is(err, sql.ErrNoRows): // a repeated message id
-				const find = `SELECT id, timestamp FROM telemetry_data WHERE device_id = ? AND message_id = ?`
-				if err := tx.QueryRowContext(ctx, find, r.DeviceID, r.MessageID).Scan(&results[i].id, &results[i].ts); err != nil {
-					return wrap("find message id", err)
+			// Exec, not RETURNING, which costs SQLite a temporary table per
+			// statement: the new reading's id is the connection's last rowid.
+			res, err := stmt.ExecContext(sctx, r.DeviceID, results[i].ts, micros(r.ReceivedAt),
+				r.DataType, jsonText(r.Payload), jsonText(r.Metadata), msg)
+			var n int64
+			if err == nil {
+				if n, err = res.RowsAffected(); err == nil && n == 1 {
+					results[i].id, err = res.LastInsertId()
 				}
-				results[i].dup = true
-				counts[r.DeviceID] += 0 // the device must still exist
-			case isForeignKey(err):
-				return deviceNotFound(r.DeviceID)
-			case err != nil:
-				return wrap("insert telemetry", err)
-			default:
-				counts[r.DeviceID]++
 			}
+			if isForeignKey(err) {
+				return deviceNotFound(r.DeviceID)
+			} else if err != nil {
+				return wrap("insert telemetry", err)
+			}
+			if n == 1 {
+				counts[r.DeviceID]++
+				continue
+			}
+			// A message id the device has stored already is skipped by ON
+			// CONFLICT (see insertReadingSQL) and looked up; the single
+			// writer connection makes the pair atomic.
+			const find = `SELECT id, timestamp FROM telemetry_data WHERE device_id = ? AND message_id = ?`
+			if err := tx.QueryRowContext(sctx, find, r.DeviceID, r.MessageID).Scan(&results[i].id, &results[i].ts); err != nil {
+				return wrap("find message id", err)
+			}
+			results[i].dup = true
+			counts[r.DeviceID] += 0 // the device must still exist
 		}
 		for _, id := range slices.Sorted(maps.Keys(counts)) {
-			res, err := count.ExecContext(ctx, counts[id], id)
+			res, err := count.ExecContext(sctx, counts[id], id)
 			if err != nil {
 				return wrap("count telemetry", err)
 			}
@@ -78,7 +93,7 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 				return deviceNotFound(id)
 			}
 		}
-		return nil
+		return wrap("insert telemetry", ctx.Err())
 	})
 	if err != nil {
 		return err
@@ -95,8 +110,7 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 const (
 	insertReadingSQL = `INSERT INTO telemetry_data (device_id, timestamp, received_at, data_type, payload, metadata, message_id)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (device_id, message_id) WHERE message_id IS NOT NULL DO NOTHING
-		RETURNING id`
+		ON CONFLICT (device_id, message_id) WHERE message_id IS NOT NULL DO NOTHING`
 	countReadingsSQL = `UPDATE devices SET telemetry_count = telemetry_count + ? WHERE id = ?`
 )
 

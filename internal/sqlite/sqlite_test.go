@@ -101,6 +101,7 @@ func TestConnectionSettings(t *testing.T) {
 		{"synchronous", "2"}, // FULL
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
+		{"wal_autocheckpoint", "10000"},
 	}
 	for _, tt := range tests {
 		var got string

@@ -140,7 +140,7 @@ func TestInvalidConfigurationStopsStart(t *testing.T) {
 		}
 	}
 	// An unreachable PostgreSQL is an error at start, not a hang.
-	env := map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"}
+	env := map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=2", "LOG_FILE": "off"}
 	if _, _, err := runCmd(t, env, "serve"); err == nil || !strings.Contains(err.Error(), "postgres") {
 		t.Errorf("unreachable database: %v", err)
 	}

@@ -118,20 +118,9 @@ func startServer(t *testing.T, env map[string]string) *server {
 // call is what a script would do: plain HTTP with JSON.
 func call(t *testing.T, method, url string, body any, headers map[string]string) (int, map[string]any) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
+	req, err := newRequest(method, url, body, headers)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -143,6 +132,29 @@ func call(t *testing.T, method, url string, body any, headers map[string]string)
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	return res.StatusCode, out
+}
+
+// newRequest builds a request with body, if not nil, as JSON.
+func newRequest(method, url string, body any, headers map[string]string) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	return req, nil
 }
 
 var adminTokenRE = regexp.MustCompile(`\b(iotadm_[A-Za-z0-9_-]{43})\b`)

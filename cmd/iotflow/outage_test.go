@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -246,21 +244,10 @@ func TestDatabaseOutage(t *testing.T) {
 
 // rawCall sends a request and returns the status, headers and body as is.
 func rawCall(t *testing.T, method, url string, body any, headers map[string]string) (int, http.Header, string) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
+	req, err := newRequest(method, url, body, headers)
 	if err != nil {
 		t.Error(err)
 		return 0, nil, ""
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
 	}
 	client := &http.Client{Timeout: 15 * time.Second}
 	res, err := client.Do(req)

@@ -26,6 +26,7 @@ type benchResult struct {
 	rps, readingsPerSec           float64
 	p50, p99, p999                time.Duration
 	peakRSSKB                     int64
+	cpu                           cpuUse
 	firstError                    string
 }
 
@@ -36,6 +37,17 @@ func (r *benchResult) print(w io.Writer, name string) {
 		fmt.Fprintf(w, "  server RSS peak %.1f MB", float64(r.peakRSSKB)/1024)
 	}
 	fmt.Fprintln(w)
+	if r.cpu.serverPerReq > 0 || r.cpu.machineBusy >= 0 {
+		fmt.Fprintf(w, "  %-24s", "")
+		if r.cpu.serverPerReq > 0 {
+			fmt.Fprintf(w, " CPU per request: server %.0fµs, load generator %.0fµs;",
+				float64(r.cpu.serverPerReq.Nanoseconds())/1e3, float64(r.cpu.selfPerReq.Nanoseconds())/1e3)
+		}
+		if r.cpu.machineBusy >= 0 {
+			fmt.Fprintf(w, " machine CPU busy %.0f%%", 100*r.cpu.machineBusy)
+		}
+		fmt.Fprintln(w)
+	}
 	if r.firstError != "" {
 		fmt.Fprintf(w, "  first error: %s\n", r.firstError)
 	}
@@ -142,13 +154,13 @@ func drive(ctx context.Context, url string, keys []string, c benchConfig, pid in
 		}
 	}
 	measuring.Store(true)
-	start := time.Now()
+	start, cpu0 := time.Now(), sampleCPU(pid)
 	for time.Since(start) < c.duration {
 		sample()
 		time.Sleep(100 * time.Millisecond)
 	}
 	measuring.Store(false)
-	elapsed := time.Since(start)
+	elapsed, cpu1 := time.Since(start), sampleCPU(pid)
 	stop.Store(true)
 	wg.Wait()
 	sample()
@@ -169,6 +181,7 @@ func drive(ctx context.Context, url string, keys []string, c benchConfig, pid in
 		p50: pct(0.50), p99: pct(0.99), p999: pct(0.999), peakRSSKB: peak,
 		ackedReadings: acked.Load(), failedRequests: failed.Load(),
 	}
+	r.cpu = cpuBetween(cpu0, cpu1, r.requests)
 	r.rps = float64(r.requests-r.errors) / elapsed.Seconds()
 	r.readingsPerSec = r.rps * float64(perReq)
 	if v := firstErr.Load(); v != nil {

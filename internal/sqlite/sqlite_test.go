@@ -176,3 +176,52 @@ func TestUnavailableAfterClose(t *testing.T) {
 		t.Error("Ping after Close: no error")
 	}
 }
+
+// TestCheckpointsInBackground: committed pages reach the database file
+// within moments, long before a commit would cross wal_autocheckpoint, and
+// Close stops the checkpointer.
+func TestCheckpointsInBackground(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "iotflow.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	d := createDevice(t, s, "checkpointed")
+	payload := []byte(`{"blob":"` + strings.Repeat("x", 2000) + `"}`)
+	now := time.Now()
+	// About 2 MiB: some 500 pages, far below the 10000-page backstop.
+	rs := make([]*iotflow.Reading, 1000)
+	for i := range rs {
+		rs[i] = newReading(d.ID, "", now.Add(time.Duration(i)*time.Microsecond))
+		rs[i].Payload = payload
+	}
+	before := size()
+	if err := s.InsertReadings(t.Context(), rs); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for size() < before+1<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file at %d bytes, %d before 2 MiB of readings: the WAL was not checkpointed", size(), before)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Close took %v", took)
+	}
+}

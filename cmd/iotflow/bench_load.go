@@ -37,12 +37,12 @@ func (r *benchResult) print(w io.Writer, name string) {
 		fmt.Fprintf(w, "  server RSS peak %.1f MB", float64(r.peakRSSKB)/1024)
 	}
 	fmt.Fprintln(w)
-	if r.cpu.serverPerReq > 0 || r.cpu.machineBusy >= 0 {
-		fmt.Fprintf(w, "  %-24s", "")
+	if r.cpu.selfPerReq > 0 || r.cpu.machineBusy >= 0 {
+		fmt.Fprintf(w, "  %-24s CPU per request:", "")
 		if r.cpu.serverPerReq > 0 {
-			fmt.Fprintf(w, " CPU per request: server %.0fµs, load generator %.0fµs;",
-				float64(r.cpu.serverPerReq.Nanoseconds())/1e3, float64(r.cpu.selfPerReq.Nanoseconds())/1e3)
+			fmt.Fprintf(w, " server %.0fµs,", float64(r.cpu.serverPerReq.Nanoseconds())/1e3)
 		}
+		fmt.Fprintf(w, " load generator %.0fµs;", float64(r.cpu.selfPerReq.Nanoseconds())/1e3)
 		if r.cpu.machineBusy >= 0 {
 			fmt.Fprintf(w, " machine CPU busy %.0f%%", 100*r.cpu.machineBusy)
 		}

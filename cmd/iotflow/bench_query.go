@@ -42,6 +42,12 @@ func runBenchQuery(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(fs, e, args, benchQueryUsage); err != nil {
 		return helpOK(err)
 	}
+	if *keysFile != "" && *url == "" {
+		return fmt.Errorf("--keys needs --url: the server bench query starts itself is deleted when it ends")
+	}
+	if !*seed && (*keysFile == "" || *url == "") {
+		return fmt.Errorf("--seed=false needs --url and the --keys file of the run that seeded it")
+	}
 	base, admin := *url, *token
 	if base == "" {
 		dir, err := os.MkdirTemp("", "iotflow-bench-")
@@ -76,9 +82,6 @@ func runBenchQuery(ctx context.Context, e env, args []string) error {
 			}
 		}
 	} else {
-		if *keysFile == "" || *url == "" {
-			return fmt.Errorf("--seed=false needs --url and the --keys file of the run that seeded it")
-		}
 		b, err := os.ReadFile(*keysFile)
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/iotflow/iotflow/internal/dbhealth"
@@ -31,10 +32,24 @@ func formatTimePtr(t *time.Time) *string {
 	return &s
 }
 
+// jsonBuffers holds response buffers for reuse: an answer of a hundred
+// readings grows a fresh buffer through several copies to tens of KB.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer keeps the buffer of an occasional huge answer out of the
+// pool.
+const maxPooledBuffer = 1 << 20
+
 // writeJSON writes v as the JSON response body with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			jsonBuffers.Put(buf)
+		}
+	}()
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		status = http.StatusInternalServerError

@@ -199,7 +199,9 @@ func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*i
 		append(w.args, limit, offset)...)
 	readings, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*iotflow.Reading, error) {
 		var r iotflow.Reading
-		err := row.Scan(&r.ID, &r.DeviceID, &r.Timestamp, &r.ReceivedAt, &r.DataType, &r.Payload, &r.Metadata,
+		// Scanning jsonb into *[]byte copies the text; into *json.RawMessage
+		// pgx would run json.Unmarshal over what PostgreSQL has validated.
+		err := row.Scan(&r.ID, &r.DeviceID, &r.Timestamp, &r.ReceivedAt, &r.DataType, (*[]byte)(&r.Payload), (*[]byte)(&r.Metadata),
 			&r.MessageID, &r.DeviceName)
 		r.Timestamp, r.ReceivedAt = r.Timestamp.UTC(), r.ReceivedAt.UTC()
 		return &r, err

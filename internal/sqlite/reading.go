@@ -149,13 +149,11 @@ func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*i
 	for rows.Next() {
 		var r iotflow.Reading
 		var ts, received int64
-		var payload, metadata string
-		err := rows.Scan(&r.ID, &r.DeviceID, &ts, &received, &r.DataType, &payload, &metadata, &r.MessageID, &r.DeviceName)
+		err := rows.Scan(&r.ID, &r.DeviceID, &ts, &received, &r.DataType, (*[]byte)(&r.Payload), (*[]byte)(&r.Metadata), &r.MessageID, &r.DeviceName)
 		if err != nil {
 			return nil, wrap("scan telemetry", err)
 		}
 		r.Timestamp, r.ReceivedAt = fromMicros(ts), fromMicros(received)
-		r.Payload, r.Metadata = json.RawMessage(payload), json.RawMessage(metadata)
 		readings = append(readings, &r)
 	}
 	if err := rows.Err(); err != nil {

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -232,6 +235,71 @@ func BenchmarkInsertReadings(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/reading")
+}
+
+// BenchmarkInsertSmallBatches stores batches of the size group commit
+// forms under the benchmark's load (14 readings over 14 of 100 devices,
+// each with a message id) on one connection, and reports, when
+// PostgreSQL runs on this machine, the CPU its backend spent per batch:
+// the figure to compare a change to the batch statement by. A shared
+// machine's speed drifts by a fifth within minutes, so alternate the
+// versions compared and run each several times (-count).
+func BenchmarkInsertSmallBatches(b *testing.B) {
+	cfg := testConfig(b)
+	cfg.MaxConns = 1
+	s := openTest(b, cfg)
+	if _, err := s.Migrate(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	devices := make([]int64, 100)
+	for i := range devices {
+		devices[i] = addDevice(b, s, fmt.Sprint("d", i)).ID
+	}
+	var pid int
+	if err := s.pool.QueryRow(b.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	const size = 14
+	n := 0
+	batch := func() []*iotflow.Reading {
+		rs := make([]*iotflow.Reading, size)
+		now := iotflow.Truncate(time.Now())
+		for i := range rs {
+			n++
+			rs[i] = &iotflow.Reading{DeviceID: devices[(n*7)%len(devices)], Timestamp: now, ReceivedAt: now,
+				DataType: "sensor", Payload: json.RawMessage(`{"temperature":21.5,"humidity":40,"battery":97}`),
+				Metadata: json.RawMessage(`{"fw":"1.2.3"}`), MessageID: fmt.Sprint("m-", n)}
+		}
+		return rs
+	}
+	cpu0, readable := procCPU(pid)
+	for b.Loop() {
+		if err := s.InsertReadings(b.Context(), batch()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if cpu1, ok := procCPU(pid); readable && ok {
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "backend-µs/batch")
+	}
+}
+
+// procCPU returns the CPU time a local process has used, from /proc.
+func procCPU(pid int) (time.Duration, bool) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	s := string(stat)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true // 100 ticks a second
 }
 
 // TestNoReadingOutlivesItsDevice: readings have no foreign key (migration

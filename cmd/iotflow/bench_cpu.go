@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/iotflow/iotflow/internal/procstat"
 )
 
 // cpuSample is the CPU time used so far by the server under test, by this
@@ -18,15 +20,10 @@ type cpuSample struct {
 	machineReadable bool
 }
 
-// userHZ is the unit of /proc's tick counts, fixed at 100 by the Linux ABI.
-const userHZ = 100
-
 func sampleCPU(pid int) cpuSample {
 	var s cpuSample
 	if pid != 0 {
-		if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
-			s.server, s.serverReadable = parseStatCPU(string(b))
-		}
+		s.server, s.serverReadable = procstat.CPU(pid)
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
@@ -36,25 +33,6 @@ func sampleCPU(pid int) cpuSample {
 		s.busy, s.total, s.machineReadable = parseMachineCPU(string(b))
 	}
 	return s
-}
-
-// parseStatCPU returns utime+stime of a /proc/PID/stat line.
-func parseStatCPU(stat string) (time.Duration, bool) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(stat[i+1:])
-	// After the command: state is field 3 of proc(5), utime 14, stime 15.
-	if len(f) < 13 {
-		return 0, false
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	k, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(u+k) * time.Second / userHZ, true
 }
 
 // parseMachineCPU returns the busy and total ticks of /proc/stat's "cpu"

@@ -9,19 +9,6 @@ import (
 	"time"
 )
 
-func TestParseStatCPU(t *testing.T) {
-	// A command name with spaces and a parenthesis must not shift the fields.
-	stat := "4242 (iot flow) x) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 9 0 100 0 0"
-	if got, ok := parseStatCPU(stat); !ok || got != 3250*time.Millisecond {
-		t.Errorf("parseStatCPU = %v, %v; want 3.25s", got, ok)
-	}
-	for _, bad := range []string{"", "4242 (short) S 1 2", "4242 (x) S 1 1 1 0 -1 0 0 0 0 0 ten 5 0"} {
-		if _, ok := parseStatCPU(bad); ok {
-			t.Errorf("parseStatCPU(%q) succeeded", bad)
-		}
-	}
-}
-
 func TestParseMachineCPU(t *testing.T) {
 	stat := "cpu  100 5 50 800 40 3 2 0 7 0\ncpu0 50 2 25 400 20 1 1 0 0 0\n"
 	busy, total, ok := parseMachineCPU(stat)

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/iotflow/iotflow/internal/iotflow"
+	"github.com/iotflow/iotflow/internal/procstat"
 )
 
 // addDevice registers a device named name with a fresh key.
@@ -272,34 +270,15 @@ func BenchmarkInsertSmallBatches(b *testing.B) {
 		}
 		return rs
 	}
-	cpu0, readable := procCPU(pid)
+	cpu0, readable := procstat.CPU(pid)
 	for b.Loop() {
 		if err := s.InsertReadings(b.Context(), batch()); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if cpu1, ok := procCPU(pid); readable && ok {
+	if cpu1, ok := procstat.CPU(pid); readable && ok {
 		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "backend-µs/batch")
 	}
-}
-
-// procCPU returns the CPU time a local process has used, from /proc.
-func procCPU(pid int) (time.Duration, bool) {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	s := string(stat)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, false
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, true // 100 ticks a second
 }
 
 // TestNoReadingOutlivesItsDevice: readings have no foreign key (migration

@@ -69,6 +69,11 @@ func runBenchQuery(ctx context.Context, e env, args []string) error {
 		if keys, _, err = registerDevices(ctx, base, *devices); err != nil {
 			return err
 		}
+		if *keysFile != "" {
+			if err := os.WriteFile(*keysFile, []byte(strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
+				return err
+			}
+		}
 		start := time.Now()
 		if err := seedReadings(ctx, base, keys, *readings, *days, *conns); err != nil {
 			return err
@@ -76,11 +81,6 @@ func runBenchQuery(ctx context.Context, e env, args []string) error {
 		el := time.Since(start)
 		fmt.Fprintf(e.stdout, "seeded %d readings over %d devices in %s (%.0f readings/s)\n",
 			*readings, *devices, el.Round(time.Second), float64(*readings)/el.Seconds())
-		if *keysFile != "" {
-			if err := os.WriteFile(*keysFile, []byte(strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
-				return err
-			}
-		}
 	} else {
 		b, err := os.ReadFile(*keysFile)
 		if err != nil {

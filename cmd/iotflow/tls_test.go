@@ -180,15 +180,31 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	return cond()
 }
 
+// certFiles is a test PKI with two certificates, A and B, and a
+// certificate and key file that hold A.
+type certFiles struct {
+	pki                      *testPKI
+	certFile, keyFile        string
+	certA, keyA, certB, keyB []byte
+}
+
+func newCertFiles(t *testing.T) certFiles {
+	t.Helper()
+	f := certFiles{pki: newTestPKI(t)}
+	dir := t.TempDir()
+	f.certFile, f.keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	f.certA, f.keyA = f.pki.issue(t, "iotflow-a")
+	f.certB, f.keyB = f.pki.issue(t, "iotflow-b")
+	replaceFile(t, f.certFile, f.certA)
+	replaceFile(t, f.keyFile, f.keyA)
+	return f
+}
+
 func TestTLSServeAndReloadOnChange(t *testing.T) {
 	withCertPoll(t, 50*time.Millisecond)
-	pki := newTestPKI(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	certA, keyA := pki.issue(t, "iotflow-a")
-	certB, keyB := pki.issue(t, "iotflow-b")
-	replaceFile(t, certFile, certA)
-	replaceFile(t, keyFile, keyA)
+	f := newCertFiles(t)
+	pki, certFile, keyFile := f.pki, f.certFile, f.keyFile
+	certA, keyA, certB, keyB := f.certA, f.keyA, f.certB, f.keyB
 
 	base, out := startTLSServer(t, pki.pool, certFile, keyFile)
 
@@ -253,13 +269,9 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 		t.Skip("no SIGHUP on Windows")
 	}
 	withCertPoll(t, time.Hour) // only the signal can cause the reload
-	pki := newTestPKI(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	certA, keyA := pki.issue(t, "iotflow-a")
-	certB, keyB := pki.issue(t, "iotflow-b")
-	replaceFile(t, certFile, certA)
-	replaceFile(t, keyFile, keyA)
+	f := newCertFiles(t)
+	pki, certFile, keyFile := f.pki, f.certFile, f.keyFile
+	certB, keyB := f.certB, f.keyB
 	base, out := startTLSServer(t, pki.pool, certFile, keyFile)
 
 	replaceFile(t, keyFile, keyB)
@@ -283,13 +295,9 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 // TestTLSReloaderWatch drives the reloader the way serve does, with the
 // signal channel in the test's hands.
 func TestTLSReloaderWatch(t *testing.T) {
-	pki := newTestPKI(t)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	certA, keyA := pki.issue(t, "iotflow-a")
-	certB, keyB := pki.issue(t, "iotflow-b")
-	replaceFile(t, certFile, certA)
-	replaceFile(t, keyFile, keyA)
+	f := newCertFiles(t)
+	certFile, keyFile := f.certFile, f.keyFile
+	certB, keyB := f.certB, f.keyB
 	withCertPoll(t, time.Hour)
 	c, err := newCertReloader(certFile, keyFile, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -64,6 +64,13 @@ type server struct {
 // waits until /health answers.
 func startServer(t *testing.T, env map[string]string) *server {
 	t.Helper()
+	return startServerWith(t, env, http.DefaultClient, listenRE)
+}
+
+// startServerWith is startServer for a server whose listening line
+// matches re and whose /health client answers through.
+func startServerWith(t *testing.T, env map[string]string, client *http.Client, re *regexp.Regexp) *server {
+	t.Helper()
 	full := map[string]string{"HOST": "127.0.0.1", "PORT": "0", "LOG_FILE": "off", "LOG_LEVEL": "WARNING"}
 	for k, v := range env {
 		full[k] = v
@@ -100,9 +107,9 @@ func startServer(t *testing.T, env map[string]string) *server {
 			t.Fatalf("serve exited early: %v\n%s%s", err, out, errOut)
 		default:
 		}
-		if m := listenRE.FindStringSubmatch(out.String()); m != nil {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
 			s.base = m[1]
-			if res, err := http.Get(s.base + "/health"); err == nil {
+			if res, err := client.Get(s.base + "/health"); err == nil {
 				res.Body.Close()
 				if res.StatusCode == 200 {
 					return s

@@ -107,46 +107,10 @@ var listenTLSRE = regexp.MustCompile(`listening on (https://\S+)`)
 // keyFile and waits until /health answers over HTTPS.
 func startTLSServer(t *testing.T, pool *x509.CertPool, certFile, keyFile string) (base string, out *syncBuffer) {
 	t.Helper()
-	env := map[string]string{"HOST": "127.0.0.1", "PORT": "0", "LOG_FILE": "off", "LOG_LEVEL": "INFO",
-		"IOTFLOW_DATA_DIR":      filepath.Join(t.TempDir(), "data"),
+	env := map[string]string{"LOG_LEVEL": "INFO", "IOTFLOW_DATA_DIR": filepath.Join(t.TempDir(), "data"),
 		"IOTFLOW_TLS_CERT_FILE": certFile, "IOTFLOW_TLS_KEY_FILE": keyFile}
-	ctx, cancel := context.WithCancel(context.Background())
-	out, errOut := &syncBuffer{}, &syncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"iotflow", "serve"}, func(k string) string { return env[k] }, out, errOut)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("server did not stop")
-		}
-	})
-	client := httpsClient(t, pool)
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			t.Fatalf("serve exited early: %v\n%s%s", err, out, errOut)
-		default:
-		}
-		if m := listenTLSRE.FindStringSubmatch(out.String()); m != nil {
-			if res, err := client.Get(m[1] + "/health"); err == nil {
-				res.Body.Close()
-				if res.StatusCode == http.StatusOK {
-					return m[1], out
-				}
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("server did not become healthy over HTTPS:\n%s%s", out, errOut)
-	return "", nil
+	s := startServerWith(t, env, httpsClient(t, pool), listenTLSRE)
+	return s.base, s.stdout
 }
 
 // httpsClient trusts only pool and offers HTTP/2. Its idle connections

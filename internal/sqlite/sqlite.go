@@ -122,12 +122,24 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 	if err := fn(tx); err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return wrap("commit", err)
+		return interrupted(ctx, wrap("commit", err))
 	}
 	return nil
+}
+
+// interrupted returns ctx's error in place of err when ctx has ended:
+// database/sql rolls a transaction back as soon as its context ends, and a
+// statement still running then fails with "statement is closed" or "has
+// already been rolled back" instead of the reason. Application errors stay.
+func interrupted(ctx context.Context, err error) error {
+	var e *iotflow.Error
+	if cause := ctx.Err(); cause != nil && !errors.Is(err, cause) && !errors.As(err, &e) {
+		return fmt.Errorf("%w (%v)", cause, err)
+	}
+	return err
 }
 
 // readTx runs fn in one read transaction, so that the statements of fn see

@@ -17,8 +17,12 @@ import (
 )
 
 // deviceColumns are the columns deviceRow scans, in its order; queries
-// alias devices as d.
-const deviceColumns = `d.id, d.name, d.description, d.device_type, d.status, d.location,
+// alias devices as d. The count adds the readings still pending.
+const deviceColumns = deviceColumnsButCount + ` + ` + pendingOfDevice
+
+// deviceColumnsButCount is deviceColumns up to the stored counter, for a
+// query that adds the pending readings its own way.
+const deviceColumnsButCount = `d.id, d.name, d.description, d.device_type, d.status, d.location,
 	d.firmware_version, d.hardware_version, d.created_at, d.updated_at, d.last_seen, d.telemetry_count`
 
 // deviceRow receives deviceColumns; the optional strings may be NULL.
@@ -154,7 +158,9 @@ func (s *Store) ListDevices(ctx context.Context, f iotflow.DeviceFilter) ([]*iot
 	}
 	limit, offset := bound(f.Limit, f.Offset)
 	n := w.next()
-	rows, _ := s.pool.Query(ctx, `SELECT `+deviceColumns+` FROM devices AS d`+w.String()+
+	// One pass over the pending counts for the page, not one per device.
+	rows, _ := s.pool.Query(ctx, `SELECT `+deviceColumnsButCount+` + coalesce(pb.n, 0)
+		FROM devices AS d LEFT JOIN `+pendingByDevice+` AS pb ON pb.device_id = d.id`+w.String()+
 		fmt.Sprintf(` ORDER BY d.created_at DESC, d.id DESC LIMIT $%d OFFSET $%d`, n, n+1),
 		append(w.args, limit, offset)...)
 	devices, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*iotflow.Device, error) {
@@ -214,16 +220,15 @@ func (s *Store) DeleteDevice(ctx context.Context, id int64) (*iotflow.Device, er
 	} else if err != nil {
 		return nil, wrap(ctx, "delete device: lock", err)
 	}
+	// Every reading of the device comes off the hourly counts, also those
+	// whose counts are still pending: the fold adds pending counts to the
+	// hours whether or not their device still exists. So the hour's row may
+	// not exist yet, and may go below zero until the fold.
 	if _, err := tx.Exec(ctx, `
-		WITH gone AS (
-			SELECT date_trunc('hour', "timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, count(*) AS n
-			FROM telemetry_data WHERE device_id = $1 GROUP BY 1
-		), locked AS (
-			SELECT h.hour FROM telemetry_hourly h JOIN gone g ON g.hour = h.hour AND h.shard = $1 % 16
-			ORDER BY h.hour FOR UPDATE OF h
-		)
-		UPDATE telemetry_hourly h SET n = h.n - g.n
-		FROM gone g WHERE h.hour = g.hour AND h.shard = $1 % 16 AND h.hour IN (SELECT hour FROM locked)`, id); err != nil {
+		INSERT INTO telemetry_hourly (hour, shard, n)
+		SELECT date_trunc('hour', "timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', $1 % 16, -count(*)
+		FROM telemetry_data WHERE device_id = $1 GROUP BY 1 ORDER BY 1
+		ON CONFLICT (hour, shard) DO UPDATE SET n = telemetry_hourly.n + excluded.n`, id); err != nil {
 		return nil, wrap(ctx, "delete device: hourly counts", err)
 	}
 	// Readings have no foreign key (see migration 0006): delete them here,

@@ -24,28 +24,55 @@ func jsonObject(m json.RawMessage) json.RawMessage {
 	return m
 }
 
-// insertReadingsSQL stores a batch in one statement, and so in one round
+// The batch statements store a batch in one statement, and so in one round
 // trip and one implicit transaction: the fixed cost of a transaction's
 // round trips, not the rows, dominates small batches.
 //
-// It first locks the batch's devices ($9, distinct and ascending) in id
-// order, as TouchDevices does, so that concurrent batches and flushes on
-// any node wait for each other instead of deadlocking, and so that
-// DeleteDevice, which takes the same rows FOR UPDATE, waits for the batch
-// or the batch for it. When a device is missing (or was deleted while the
-// batch waited), nothing is inserted and the rows come back with complete
-// false. Readings have no foreign key (migration 0006): this check, once
-// per device, replaces a trigger that ran once per reading.
+// They first lock the batch's devices (distinct and ascending) FOR KEY
+// SHARE, in id order, so that DeleteDevice, which takes its device FOR
+// UPDATE, waits for the batch or the batch for it; concurrent batches and
+// counter updates do not wait for each other. When a device is missing (or
+// was deleted while the batch waited), nothing is inserted and complete
+// comes back false. Readings have no foreign key (migration 0006): this
+// check, once per device, replaces a trigger that ran once per reading.
 //
 // Ids come from the sequence in slice order (the function scan yields rows
-// by ordinality); a message id the device has stored already, or that an
-// earlier row carries, is skipped by ON CONFLICT; the counters rise by the
-// rows inserted, and so do the hourly counts (data-modifying CTEs always
-// run to completion). Skipped rows are resolved to the stored ids by the
-// caller.
+// by ordinality). The batch's counts per device and hour go to
+// telemetry_pending (migration 0007), not to the counters themselves.
+//
+// insertReadingsSQL is the common case: no reading repeats a stored
+// message id, so every row is inserted, and the caller has counted the
+// rows per device and hour ($9–$11). A repeated message id makes it fail
+// with a unique violation, having stored nothing, and the caller falls back
+// to insertReadingsDedupSQL.
 const insertReadingsSQL = `
 WITH locked AS MATERIALIZED (
-	SELECT id FROM devices WHERE id = ANY($9::bigint[]) ORDER BY id FOR NO KEY UPDATE
+	SELECT id FROM devices WHERE id = ANY($8::bigint[]) ORDER BY id FOR KEY SHARE
+), complete AS MATERIALIZED (
+	SELECT count(*) = cardinality($8::bigint[]) AS ok FROM locked
+), input AS MATERIALIZED (
+	SELECT nextval('telemetry_data_id_seq'::regclass) AS id, u.*
+	FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[])
+		WITH ORDINALITY AS u(device_id, ts, received_at, data_type, payload, metadata, message_id, ord)
+), inserted AS (
+	INSERT INTO telemetry_data (id, device_id, "timestamp", received_at, data_type, payload, metadata, message_id)
+	SELECT id, device_id, ts, received_at, data_type, payload::jsonb, metadata::jsonb, message_id FROM input
+	WHERE (SELECT ok FROM complete)
+	ORDER BY ord
+), pending AS (
+	INSERT INTO telemetry_pending (device_ids, hours, counts)
+	SELECT $9::bigint[], $10::timestamptz[], $11::integer[] WHERE (SELECT ok FROM complete)
+)
+SELECT id, (SELECT ok FROM complete) FROM input ORDER BY ord`
+
+// insertReadingsDedupSQL is the batch statement for a batch that repeats a
+// message id: a message id the device has stored already, or that an
+// earlier row carries, is skipped by ON CONFLICT, and the pending counts
+// are those of the rows inserted (data-modifying CTEs always run to
+// completion). Skipped rows are resolved to the stored ids by the caller.
+const insertReadingsDedupSQL = `
+WITH locked AS MATERIALIZED (
+	SELECT id FROM devices WHERE id = ANY($9::bigint[]) ORDER BY id FOR KEY SHARE
 ), complete AS MATERIALIZED (
 	SELECT count(*) = cardinality($9::bigint[]) AS ok FROM locked
 ), input AS MATERIALIZED (
@@ -58,19 +85,15 @@ WITH locked AS MATERIALIZED (
 	WHERE (SELECT ok FROM complete)
 	ORDER BY ord
 	ON CONFLICT (device_id, message_id) WHERE message_id IS NOT NULL DO NOTHING
-	RETURNING id, device_id
-), counted AS (
-	UPDATE devices d SET telemetry_count = d.telemetry_count + c.n
-	FROM (SELECT device_id, count(*) AS n FROM inserted GROUP BY device_id) c
-	WHERE d.id = c.device_id AND d.id = ANY($9::bigint[]) -- lets the planner use the primary key, not scan every device
-	RETURNING d.id
-), hourly AS (
-	INSERT INTO telemetry_hourly (hour, shard, n)
-	SELECT i.hour, i.device_id % 16, count(*) FROM input i JOIN inserted ins ON ins.id = i.id
-	GROUP BY 1, 2 ORDER BY 1, 2
-	ON CONFLICT (hour, shard) DO UPDATE SET n = telemetry_hourly.n + excluded.n
+	RETURNING id
+), pending AS (
+	INSERT INTO telemetry_pending (device_ids, hours, counts)
+	SELECT array_agg(device_id), array_agg(hour), array_agg(n) FROM (
+		SELECT i.device_id, i.hour, count(*)::integer AS n FROM input i JOIN inserted ins ON ins.id = i.id GROUP BY 1, 2
+	) c
+	HAVING count(*) > 0
 )
-SELECT i.ord, i.id, (ins.id IS NOT NULL) AS stored, (SELECT ok FROM complete) AS complete
+SELECT i.id, (ins.id IS NOT NULL) AS stored, (SELECT ok FROM complete) AS complete
 FROM input i LEFT JOIN inserted ins ON ins.id = i.id
 ORDER BY i.ord`
 
@@ -82,9 +105,11 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 	if len(rs) == 0 {
 		return nil
 	}
+	s.startFold()
 	n := len(rs)
 	devs, ts, recv, hours := make([]int64, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 	types, payloads, metas, msgs := make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
+	var counts pendingCounts
 	for i, r := range rs {
 		devs[i], ts[i], recv[i], types[i] = r.DeviceID, r.Timestamp, r.ReceivedAt, r.DataType
 		hours[i] = r.Timestamp.UTC().Truncate(time.Hour)
@@ -92,16 +117,32 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 		if r.MessageID != "" {
 			msgs[i] = &r.MessageID
 		}
+		counts.add(r.DeviceID, hours[i])
 	}
 	ids, stored := make([]int64, n), make([]bool, n)
 	complete := true
-	rows, _ := s.pool.Query(ctx, insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, hours, uniqueSorted(devs))
-	var ord, id int64
-	var ok, all bool
-	_, err := pgx.ForEachRow(rows, []any{&ord, &id, &ok, &all}, func() error {
-		ids[ord-1], stored[ord-1], complete = id, ok, all
+	devices := uniqueSorted(devs)
+	var (
+		i  int
+		id int64
+		ok bool
+	)
+	rows, _ := s.pool.Query(ctx, insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, devices,
+		counts.devices, counts.hours, counts.counts)
+	_, err := pgx.ForEachRow(rows, []any{&id, &complete}, func() error {
+		ids[i], stored[i] = id, true
+		i++
 		return nil
 	})
+	if sqlState(err) == codeUniqueViolation {
+		rows, _ := s.pool.Query(ctx, insertReadingsDedupSQL, devs, ts, recv, types, payloads, metas, msgs, hours, devices)
+		i = 0
+		_, err = pgx.ForEachRow(rows, []any{&id, &ok, &complete}, func() error {
+			ids[i], stored[i] = id, ok
+			i++
+			return nil
+		})
+	}
 	if err != nil {
 		return wrap(ctx, "insert readings", err)
 	}
@@ -110,6 +151,9 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 	}
 	for i, r := range rs {
 		r.ID, r.Duplicate = ids[i], !stored[i]
+	}
+	if s.folder != nil {
+		s.folder.wrote.Store(true)
 	}
 	return s.resolveDuplicates(ctx, rs)
 }
@@ -212,6 +256,11 @@ func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*i
 	return readings, nil
 }
 
+// totalReadings is the SQL of the number of readings stored: the devices'
+// counters and the pending counts of the devices that still exist.
+const totalReadings = `(SELECT coalesce(sum(telemetry_count), 0) FROM devices)::bigint +
+	(SELECT coalesce(sum(pb.n), 0) FROM ` + pendingByDevice + ` AS pb JOIN devices AS d ON d.id = pb.device_id)::bigint`
+
 // CountReadings returns how many readings match f. Without a data type or
 // time filter the answer comes from the devices' counters, since counting
 // tens of millions of rows takes seconds.
@@ -220,9 +269,9 @@ func (s *Store) CountReadings(ctx context.Context, f iotflow.ReadingFilter) (int
 	var err error
 	switch {
 	case f.DataType == "" && f.Since == nil && f.DeviceID == 0:
-		err = s.pool.QueryRow(ctx, `SELECT coalesce(sum(telemetry_count), 0)::bigint FROM devices`).Scan(&n)
+		err = s.pool.QueryRow(ctx, `SELECT `+totalReadings).Scan(&n)
 	case f.DataType == "" && f.Since == nil:
-		err = s.pool.QueryRow(ctx, `SELECT telemetry_count FROM devices WHERE id = $1`, f.DeviceID).Scan(&n)
+		err = s.pool.QueryRow(ctx, `SELECT d.telemetry_count + `+pendingOfDevice+` FROM devices AS d WHERE d.id = $1`, f.DeviceID).Scan(&n)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return 0, nil
 		}
@@ -238,7 +287,7 @@ func (s *Store) CountReadings(ctx context.Context, f iotflow.ReadingFilter) (int
 func (s *Store) ReadingStats(ctx context.Context, deviceID int64) (iotflow.ReadingStats, error) {
 	var st iotflow.ReadingStats
 	err := s.pool.QueryRow(ctx, `
-		SELECT d.telemetry_count,
+		SELECT d.telemetry_count + `+pendingOfDevice+`,
 			(SELECT t."timestamp" FROM telemetry_data AS t WHERE t.device_id = d.id
 				ORDER BY t."timestamp" ASC LIMIT 1),
 			(SELECT t."timestamp" FROM telemetry_data AS t WHERE t.device_id = d.id
@@ -272,8 +321,10 @@ func (s *Store) Dashboard(ctx context.Context, onlineSince, recentSince time.Tim
 			count(*) FILTER (WHERE status = 'active'),
 			count(*) FILTER (WHERE status = 'inactive'),
 			count(*) FILTER (WHERE last_seen >= $1),
-			coalesce(sum(telemetry_count), 0)::bigint,
+			(SELECT `+totalReadings+`),
 			(SELECT coalesce(sum(n), 0)::bigint FROM telemetry_hourly WHERE hour >= $3) +
+			(SELECT coalesce(sum(u.n), 0)::bigint FROM telemetry_pending AS p, unnest(p.hours, p.counts) AS u(hour, n)
+				WHERE u.hour >= $3) +
 			(SELECT count(*) FROM telemetry_data WHERE "timestamp" >= $2 AND "timestamp" < $3)
 		FROM devices`, onlineSince, recentSince, nextHour(recentSince)).Scan(
 		&st.TotalDevices, &st.ActiveDevices, &st.InactiveDevices, &st.OnlineDevices,

@@ -1,0 +1,192 @@
+package postgres
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A write batch does not update the counters of its devices and hours
+// (migration 0007): it appends its counts to telemetry_pending, which
+// readers add to the counters, and the fold moves them into the counters a
+// few times a second. Without the fold the table would grow, and reads of
+// the counters with it; it stays correct either way.
+const (
+	foldEvery = 250 * time.Millisecond
+	// vacuumEvery folds that moved rows, telemetry_pending is vacuumed:
+	// its rows live for a fraction of a second, and the dead ones slow the
+	// scans that readers make until autovacuum, which comes once a minute
+	// at best, gets there.
+	vacuumEvery = 20
+	// foldLockClass is the first key of the advisory lock that lets one
+	// fold run at a time; the second, as for migrations, is the schema's.
+	foldLockClass = 0x696f75
+)
+
+// pendingOfDevice is the SQL for the pending readings of the device d.
+const pendingOfDevice = `(SELECT coalesce(sum(u.n), 0) FROM telemetry_pending AS p, unnest(p.device_ids, p.counts) AS u(id, n)
+	WHERE u.id = d.id)`
+
+// pendingByDevice is the SQL of a relation (device_id, n) of the pending
+// readings of every device that has some, deleted devices included.
+const pendingByDevice = `(SELECT u.id AS device_id, sum(u.n) AS n
+	FROM telemetry_pending AS p, unnest(p.device_ids, p.counts) AS u(id, n) GROUP BY u.id)`
+
+// pendingCounts collects the counts per device and UTC hour of the rows a
+// batch stores, for its row of telemetry_pending.
+type pendingCounts struct {
+	devices []int64
+	hours   []time.Time
+	counts  []int32
+}
+
+func (p *pendingCounts) add(device int64, hour time.Time) {
+	for i := range p.devices {
+		if p.devices[i] == device && p.hours[i].Equal(hour) {
+			p.counts[i]++
+			return
+		}
+	}
+	p.devices, p.hours, p.counts = append(p.devices, device), append(p.hours, hour), append(p.counts, 1)
+}
+
+// folder runs the fold until stop is closed, and once more then.
+type folder struct {
+	s       *Store
+	log     *slog.Logger
+	wrote   atomic.Bool // a batch was stored since the last fold began
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+func (f *folder) run() {
+	defer close(f.stopped)
+	tick := time.NewTicker(foldEvery)
+	defer tick.Stop()
+	folds := 0
+	// Once at start: a node that stopped without folding may have left
+	// rows behind.
+	f.wrote.Store(true)
+	for {
+		select {
+		case <-f.stop:
+			f.once(&folds)
+			return
+		case <-tick.C:
+			f.once(&folds)
+		}
+	}
+}
+
+func (f *folder) once(folds *int) {
+	if !f.wrote.Swap(false) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := f.s.fold(ctx)
+	if err != nil {
+		// The rows stay pending and counted; the next fold takes them.
+		f.wrote.Store(true)
+		f.log.Warn("folding pending telemetry counts failed; will retry", "err", err)
+		return
+	}
+	if n == 0 {
+		return
+	}
+	if *folds++; *folds%vacuumEvery == 0 {
+		// VACUUM cannot run in a transaction; a store whose role does not
+		// own the table gets a warning from PostgreSQL and no error.
+		if _, err := f.s.pool.Exec(ctx, `VACUUM telemetry_pending`); err != nil {
+			f.log.Warn("vacuuming telemetry_pending failed", "err", err)
+		}
+	}
+}
+
+// fold moves every pending count it can see into the devices' counters and
+// the hourly counts, in one transaction, and returns how many readings'
+// counts it moved. Folds take turns on an advisory lock: two folds at once
+// would wait on each other's rows anyway.
+func (s *Store) fold(ctx context.Context) (int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, wrap(ctx, "fold: begin", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, foldLockClass); err != nil {
+		return 0, wrap(ctx, "fold: lock", err)
+	}
+	moved := 0
+	byDevice := map[int64]int64{}
+	type hourShard struct {
+		hour  time.Time
+		shard int16
+	}
+	byHour := map[hourShard]int64{}
+	res, _ := tx.Query(ctx, `
+		WITH gone AS (DELETE FROM telemetry_pending RETURNING device_ids, hours, counts)
+		SELECT u.id, u.hour, u.n FROM gone, unnest(gone.device_ids, gone.hours, gone.counts) AS u(id, hour, n)`)
+	var (
+		id   int64
+		hour time.Time
+		n    int32
+	)
+	_, err = pgx.ForEachRow(res, []any{&id, &hour, &n}, func() error {
+		byDevice[id] += int64(n)
+		byHour[hourShard{hour, int16(id % 16)}] += int64(n)
+		moved += int(n)
+		return nil
+	})
+	if err != nil {
+		return 0, wrap(ctx, "fold: take pending counts", err)
+	}
+	if len(byDevice) == 0 {
+		return 0, nil
+	}
+	ids := make([]int64, 0, len(byDevice))
+	for id := range byDevice {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	ns := make([]int64, len(ids))
+	for i, id := range ids {
+		ns[i] = byDevice[id]
+	}
+	keys := make([]hourShard, 0, len(byHour))
+	for k := range byHour {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b hourShard) int {
+		if c := a.hour.Compare(b.hour); c != 0 {
+			return c
+		}
+		return int(a.shard) - int(b.shard)
+	})
+	hours, shards, hns := make([]time.Time, len(keys)), make([]int16, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		hours[i], shards[i], hns[i] = k.hour, k.shard, byHour[k]
+	}
+	// Devices first, in id order, as every writer of device rows locks
+	// them (see TouchDevices); then the hourly rows in key order, as
+	// DeleteDevice does. A device deleted meanwhile is skipped: its readings
+	// went with it. Its hours are not: DeleteDevice took all of its
+	// readings, pending ones included, off the hourly counts.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT id FROM devices WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids)
+	b.Queue(`UPDATE devices AS d SET telemetry_count = d.telemetry_count + v.n
+		FROM unnest($1::bigint[], $2::bigint[]) AS v(id, n) WHERE d.id = v.id`, ids, ns)
+	b.Queue(`INSERT INTO telemetry_hourly (hour, shard, n)
+		SELECT * FROM unnest($1::timestamptz[], $2::smallint[], $3::bigint[])
+		ON CONFLICT (hour, shard) DO UPDATE SET n = telemetry_hourly.n + excluded.n`, hours, shards, hns)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return 0, wrap(ctx, "fold: add to counters", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, wrap(ctx, "fold: commit", err)
+	}
+	return moved, nil
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotflow/iotflow/internal/dbhealth"
 	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/httpapi"
 	"github.com/iotflow/iotflow/internal/ingest"
 	"github.com/iotflow/iotflow/internal/iotflow"
+	"github.com/iotflow/iotflow/internal/metrics"
+	"github.com/iotflow/iotflow/internal/ratelimit"
 	"github.com/iotflow/iotflow/internal/testdb"
 )
 
@@ -58,13 +63,27 @@ func BenchmarkDeviceTelemetry(b *testing.B) {
 // BenchmarkSubmitTelemetry measures POST /api/v1/devices/telemetry through
 // the handler and the write pipeline, without the network, to a writer
 // that only numbers the readings: the service's own time and garbage per
-// reading, which every backend pays on top of its database.
+// reading, which every backend pays on top of its database. It is wired as
+// serve wires it: rate limits in memory, metrics, the database watcher,
+// and a logger at WARNING.
 func BenchmarkSubmitTelemetry(b *testing.B) {
 	store := testdb.SQLite(b)
-	pipe := ingest.New(numberingWriter{}, ingest.Options{})
+	watcher := dbhealth.New(store.Ping, dbhealth.Options{})
+	m := metrics.New()
+	pipe := ingest.New(numberingWriter{}, ingest.Options{Observe: m.Commit, Bind: watcher.Bind})
 	b.Cleanup(func() { _ = pipe.Close(context.Background()) })
 	svc := fleet.New(store, fleet.Options{OnlineTimeout: 300 * time.Second, StaticAdminToken: adminToken, Submitter: pipe})
-	h := httpapi.NewHandler(httpapi.Deps{Service: svc, Version: "bench"})
+	lots := 100_000_000
+	h := httpapi.NewHandler(httpapi.Deps{
+		Service: svc, Version: "bench", Metrics: m, Database: watcher,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Limits: &httpapi.Limits{
+			Limiter: ratelimit.NewMemory(), Device: ratelimit.PerMinute("device", lots),
+			Telemetry: ratelimit.PerMinute("telemetry", lots), Register: ratelimit.PerMinute("register", lots),
+			AuthFailures: ratelimit.PerMinute("auth_failures", lots), Admin: ratelimit.PerMinute("admin", lots),
+			Backlog: ratelimit.PerMinute("telemetry_backlog", lots),
+		},
+	})
 	_, key, err := svc.Register(context.Background(), iotflow.NewDevice{Name: "bench", DeviceType: "sensor"})
 	if err != nil {
 		b.Fatal(err)

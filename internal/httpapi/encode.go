@@ -56,11 +56,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		buf.Reset()
 		buf.WriteString(`{"error":"Internal server error","message":"An internal error occurred."}` + "\n")
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	h := w.Header()
+	h["Content-Type"], h["Content-Length"] = jsonType, []string{strconv.Itoa(buf.Len())}
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
+
+// jsonType is the Content-Type of every JSON answer, shared (see
+// securityHeaders).
+var jsonType = []string{"application/json"}
 
 // errorBody is every error response: {"error": ..., "message": ...}.
 type errorBody struct {

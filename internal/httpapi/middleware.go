@@ -47,7 +47,7 @@ func (s *server) requestID(next http.Handler) http.Handler {
 			id = strconv.FormatUint(rand.Uint64(), 16)
 		}
 		info(r.Context()).id = id
-		w.Header().Set("X-Request-ID", id)
+		w.Header()["X-Request-Id"] = []string{id} // Set, without canonicalising the key each time
 		next.ServeHTTP(w, r)
 	})
 }
@@ -154,12 +154,15 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
+var nosniff, frameDeny, noStore = []string{"nosniff"}, []string{"DENY"}, []string{"no-store"}
+
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Shared values under canonical keys: what Set would store, without
+		// an allocation per header and request. Set and Del replace a
+		// slice rather than write to it, so sharing them is safe.
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Cache-Control", "no-store")
+		h["X-Content-Type-Options"], h["X-Frame-Options"], h["Cache-Control"] = nosniff, frameDeny, noStore
 		next.ServeHTTP(w, r)
 	})
 }

@@ -20,13 +20,14 @@ import (
 // least 1, as the draft wants Retry-After no earlier than the window's end.
 func (r Result) Headers(h http.Header) {
 	name := sfString(r.Limit.Name)
-	h.Set("RateLimit-Policy", name+";q="+strconv.Itoa(r.Limit.Rate)+";w="+strconv.FormatInt(max(1, ceilSeconds(r.Limit.Period)), 10))
+	// Canonical keys, assigned: Set would canonicalise them anew each time.
+	h["Ratelimit-Policy"] = []string{name + ";q=" + strconv.Itoa(r.Limit.Rate) + ";w=" + strconv.FormatInt(max(1, ceilSeconds(r.Limit.Period)), 10)}
 	t := ceilSeconds(r.ResetAfter)
 	if !r.Allowed {
 		t = max(1, ceilSeconds(r.RetryAfter))
 		h.Set("Retry-After", strconv.FormatInt(t, 10))
 	}
-	h.Set("RateLimit", name+";r="+strconv.Itoa(max(0, r.Remaining))+";t="+strconv.FormatInt(t, 10))
+	h["Ratelimit"] = []string{name + ";r=" + strconv.Itoa(max(0, r.Remaining)) + ";t=" + strconv.FormatInt(t, 10)}
 }
 
 // ceilSeconds rounds d up to whole seconds; negative d gives 0.

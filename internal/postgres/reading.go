@@ -258,8 +258,11 @@ func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*i
 
 // totalReadings is the SQL of the number of readings stored: the devices'
 // counters and the pending counts of the devices that still exist.
-const totalReadings = `(SELECT coalesce(sum(telemetry_count), 0) FROM devices)::bigint +
-	(SELECT coalesce(sum(pb.n), 0) FROM ` + pendingByDevice + ` AS pb JOIN devices AS d ON d.id = pb.device_id)::bigint`
+const totalReadings = `(SELECT coalesce(sum(telemetry_count), 0) FROM devices)::bigint + (SELECT ` + pendingOfExisting + `)`
+
+// pendingOfExisting is the SQL of the pending readings of the devices that
+// still exist.
+const pendingOfExisting = `coalesce(sum(pb.n), 0)::bigint FROM ` + pendingByDevice + ` AS pb JOIN devices AS d ON d.id = pb.device_id`
 
 // CountReadings returns how many readings match f. Without a data type or
 // time filter the answer comes from the devices' counters, since counting
@@ -321,7 +324,7 @@ func (s *Store) Dashboard(ctx context.Context, onlineSince, recentSince time.Tim
 			count(*) FILTER (WHERE status = 'active'),
 			count(*) FILTER (WHERE status = 'inactive'),
 			count(*) FILTER (WHERE last_seen >= $1),
-			(SELECT `+totalReadings+`),
+			coalesce(sum(telemetry_count), 0)::bigint + (SELECT `+pendingOfExisting+`),
 			(SELECT coalesce(sum(n), 0)::bigint FROM telemetry_hourly WHERE hour >= $3) +
 			(SELECT coalesce(sum(u.n), 0)::bigint FROM telemetry_pending AS p, unnest(p.hours, p.counts) AS u(hour, n)
 				WHERE u.hour >= $3) +

@@ -130,14 +130,14 @@ func runBench(ctx context.Context, e env, args []string) error {
 	var acked, failed int64
 	for round := 1; round <= c.rounds; round++ {
 		if c.baseline {
-			b, err := drive(ctx, baseURL, baseKeys, c, basePID)
+			b, err := drive(ctx, baseURL, baseKeys, c, basePID, "")
 			if err != nil {
 				return err
 			}
 			b.print(e.stdout, fmt.Sprintf("%d bare net/http", round))
 			bases = append(bases, b)
 		}
-		r, err := drive(ctx, url, keys, c, pid)
+		r, err := drive(ctx, url, keys, c, pid, token)
 		if err != nil {
 			return err
 		}

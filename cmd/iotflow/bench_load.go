@@ -27,6 +27,7 @@ type benchResult struct {
 	p50, p99, p999                time.Duration
 	peakRSSKB                     int64
 	cpu                           cpuUse
+	writer                        *writerUse // nil when the server's metrics were not at hand
 	firstError                    string
 }
 
@@ -47,6 +48,9 @@ func (r *benchResult) print(w io.Writer, name string) {
 			fmt.Fprintf(w, " machine CPU busy %.0f%%", 100*r.cpu.machineBusy)
 		}
 		fmt.Fprintln(w)
+	}
+	if r.writer != nil {
+		fmt.Fprintf(w, "  %-24s %s\n", "", r.writer)
 	}
 	if r.firstError != "" {
 		fmt.Fprintf(w, "  first error: %s\n", r.firstError)
@@ -100,8 +104,9 @@ func postJSON(ctx context.Context, url, key string, body []byte, out any) (int, 
 }
 
 // drive runs c.conns workers against url for the warm-up and c.duration,
-// and measures the latter. pid, when not 0, is the server whose RSS is sampled.
-func drive(ctx context.Context, url string, keys []string, c benchConfig, pid int) (*benchResult, error) {
+// and measures the latter. pid, when not 0, is the server whose RSS is
+// sampled; token, when set, reads the server's write pipeline from /metrics.
+func drive(ctx context.Context, url string, keys []string, c benchConfig, pid int, token string) (*benchResult, error) {
 	path, perReq := "/api/v1/devices/telemetry", 1
 	if c.mode == "batch" {
 		path, perReq = "/api/v1/devices/telemetry/batch", c.batchSize
@@ -153,6 +158,7 @@ func drive(ctx context.Context, url string, keys []string, c benchConfig, pid in
 			peak = max(peak, rssKB(pid, "VmRSS"))
 		}
 	}
+	w0, haveW0 := scrapeWriter(ctx, url, token)
 	measuring.Store(true)
 	start, cpu0 := time.Now(), sampleCPU(pid)
 	for time.Since(start) < c.duration {
@@ -161,6 +167,7 @@ func drive(ctx context.Context, url string, keys []string, c benchConfig, pid in
 	}
 	measuring.Store(false)
 	elapsed, cpu1 := time.Since(start), sampleCPU(pid)
+	w1, haveW1 := scrapeWriter(ctx, url, token)
 	stop.Store(true)
 	wg.Wait()
 	sample()
@@ -182,6 +189,9 @@ func drive(ctx context.Context, url string, keys []string, c benchConfig, pid in
 		ackedReadings: acked.Load(), failedRequests: failed.Load(),
 	}
 	r.cpu = cpuBetween(cpu0, cpu1, r.requests)
+	if use, ok := w0.between(w1, elapsed); ok && haveW0 && haveW1 {
+		r.writer = &use
+	}
 	r.rps = float64(r.requests-r.errors) / elapsed.Seconds()
 	r.readingsPerSec = r.rps * float64(perReq)
 	if v := firstErr.Load(); v != nil {

@@ -158,10 +158,21 @@ func (s *Store) ListDevices(ctx context.Context, f iotflow.DeviceFilter) ([]*iot
 	}
 	limit, offset := bound(f.Limit, f.Offset)
 	n := w.next()
-	// One pass over the pending counts for the page, not one per device.
-	rows, _ := s.pool.Query(ctx, `SELECT `+deviceColumnsButCount+` + coalesce(pb.n, 0)
-		FROM devices AS d LEFT JOIN `+pendingByDevice+` AS pb ON pb.device_id = d.id`+w.String()+
-		fmt.Sprintf(` ORDER BY d.created_at DESC, d.id DESC LIMIT $%d OFFSET $%d`, n, n+1),
+	// The page first, then one pass over the pending counts for the
+	// page's devices only, whatever the offset and however many are pending.
+	rows, _ := s.pool.Query(ctx, `
+		WITH page AS MATERIALIZED (
+			SELECT d.* FROM devices AS d`+w.String()+
+		fmt.Sprintf(` ORDER BY d.created_at DESC, d.id DESC LIMIT $%d OFFSET $%d`, n, n+1)+`
+		), pb AS (
+			SELECT u.id AS device_id, sum(u.n) AS n
+			FROM telemetry_pending AS p, unnest(p.device_ids, p.counts) AS u(id, n)
+			WHERE p.device_ids && (SELECT array_agg(id) FROM page) AND u.id IN (SELECT id FROM page)
+			GROUP BY u.id
+		)
+		SELECT `+deviceColumnsButCount+` + coalesce(pb.n, 0)
+		FROM page AS d LEFT JOIN pb ON pb.device_id = d.id
+		ORDER BY d.created_at DESC, d.id DESC`,
 		append(w.args, limit, offset)...)
 	devices, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*iotflow.Device, error) {
 		return scanDevice(row)
@@ -179,8 +190,14 @@ func (s *Store) UpdateDevice(ctx context.Context, id int64, u iotflow.DeviceUpda
 		f := strings.ToLower(*u.Name)
 		folded = &f
 	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, wrap(ctx, "update device: begin", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
 	// A NULL parameter keeps the column; for optional strings "" clears it.
-	d, err := scanDevice(s.pool.QueryRow(ctx, `
+	var got int64
+	err = tx.QueryRow(ctx, `
 		UPDATE devices AS d SET
 			name = coalesce($2, d.name),
 			name_folded = coalesce($3, d.name_folded),
@@ -191,9 +208,20 @@ func (s *Store) UpdateDevice(ctx context.Context, id int64, u iotflow.DeviceUpda
 			hardware_version = CASE WHEN $8::text IS NULL THEN d.hardware_version ELSE nullif($8, '') END,
 			updated_at = $9
 		WHERE d.id = $1
-		RETURNING `+deviceColumns,
+		RETURNING d.id`,
 		id, textPtr(u.Name), folded, textPtr(u.Description), textPtr(u.Status), textPtr(u.Location),
-		textPtr(u.FirmwareVersion), textPtr(u.HardwareVersion), updatedAt))
+		textPtr(u.FirmwareVersion), textPtr(u.HardwareVersion), updatedAt).Scan(&got)
+	var d *iotflow.Device
+	if err == nil {
+		// Read back in a statement of its own: an UPDATE that waited for
+		// a fold holding the row sees the folded counter but, in its own
+		// snapshot, the pending counts the fold took, and would count them
+		// twice. The row is ours now; no fold can be half-way through it.
+		d, err = scanDevice(tx.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices AS d WHERE d.id = $1`, id))
+	}
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, deviceNotFound(id)
 	} else if u.Name != nil {

@@ -28,8 +28,10 @@ const (
 )
 
 // pendingOfDevice is the SQL for the pending readings of the device d.
+// The containment test skips the rows of other devices without unnesting
+// them.
 const pendingOfDevice = `(SELECT coalesce(sum(u.n), 0) FROM telemetry_pending AS p, unnest(p.device_ids, p.counts) AS u(id, n)
-	WHERE u.id = d.id)`
+	WHERE p.device_ids @> ARRAY[d.id] AND u.id = d.id)`
 
 // pendingByDevice is the SQL of a relation (device_id, n) of the pending
 // readings of every device that has some, deleted devices included.
@@ -42,13 +44,34 @@ type pendingCounts struct {
 	devices []int64
 	hours   []time.Time
 	counts  []int32
+	index   map[deviceHour]int // into the slices, once there are many
+}
+
+type deviceHour struct {
+	device int64
+	hour   int64 // Unix seconds
 }
 
 func (p *pendingCounts) add(device int64, hour time.Time) {
-	for i := range p.devices {
-		if p.devices[i] == device && p.hours[i].Equal(hour) {
+	if p.index == nil && len(p.devices) >= 16 {
+		p.index = make(map[deviceHour]int, 2*len(p.devices))
+		for i := range p.devices {
+			p.index[deviceHour{p.devices[i], p.hours[i].Unix()}] = i
+		}
+	}
+	if p.index != nil {
+		k := deviceHour{device, hour.Unix()}
+		if i, ok := p.index[k]; ok {
 			p.counts[i]++
 			return
+		}
+		p.index[k] = len(p.devices)
+	} else {
+		for i := range p.devices {
+			if p.devices[i] == device && p.hours[i].Equal(hour) {
+				p.counts[i]++
+				return
+			}
 		}
 	}
 	p.devices, p.hours, p.counts = append(p.devices, device), append(p.hours, hour), append(p.counts, 1)
@@ -61,6 +84,8 @@ type folder struct {
 	wrote   atomic.Bool // a batch was stored since the last fold began
 	stop    chan struct{}
 	stopped chan struct{}
+	failing time.Time // when the folds began to fail; zero while they succeed
+	warned  time.Time // when that was last logged
 }
 
 func (f *folder) run() {
@@ -91,9 +116,21 @@ func (f *folder) once(folds *int) {
 	n, err := f.s.fold(ctx)
 	if err != nil {
 		// The rows stay pending and counted; the next fold takes them.
+		// Logged when it starts and then once a minute, not every try.
 		f.wrote.Store(true)
-		f.log.Warn("folding pending telemetry counts failed; will retry", "err", err)
+		now := time.Now()
+		if f.failing.IsZero() {
+			f.failing = now
+		}
+		if now.Sub(f.warned) >= time.Minute {
+			f.warned = now
+			f.log.Warn("folding pending telemetry counts failed; retrying", "failing_for", now.Sub(f.failing).Round(time.Second), "err", err)
+		}
 		return
+	}
+	if !f.failing.IsZero() {
+		f.log.Info("folding pending telemetry counts works again", "failed_for", time.Since(f.failing).Round(time.Second))
+		f.failing, f.warned = time.Time{}, time.Time{}
 	}
 	if n == 0 {
 		return
@@ -101,7 +138,9 @@ func (f *folder) once(folds *int) {
 	if *folds++; *folds%vacuumEvery == 0 {
 		// VACUUM cannot run in a transaction; a store whose role does not
 		// own the table gets a warning from PostgreSQL and no error.
-		if _, err := f.s.pool.Exec(ctx, `VACUUM telemetry_pending`); err != nil {
+		// TRUNCATE false: shrinking the file would take a lock that
+		// stops the batches' inserts for a moment.
+		if _, err := f.s.pool.Exec(ctx, `VACUUM (TRUNCATE false) telemetry_pending`); err != nil {
 			f.log.Warn("vacuuming telemetry_pending failed", "err", err)
 		}
 	}
@@ -117,6 +156,18 @@ func (s *Store) fold(ctx context.Context) (int, error) {
 		return 0, wrap(ctx, "fold: begin", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	moved, err := foldIn(ctx, tx)
+	if err != nil || moved == 0 {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, wrap(ctx, "fold: commit", err)
+	}
+	return moved, nil
+}
+
+// foldIn is the fold's work in tx, which the caller commits.
+func foldIn(ctx context.Context, tx pgx.Tx) (int, error) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, foldLockClass); err != nil {
 		return 0, wrap(ctx, "fold: lock", err)
 	}
@@ -135,7 +186,7 @@ func (s *Store) fold(ctx context.Context) (int, error) {
 		hour time.Time
 		n    int32
 	)
-	_, err = pgx.ForEachRow(res, []any{&id, &hour, &n}, func() error {
+	_, err := pgx.ForEachRow(res, []any{&id, &hour, &n}, func() error {
 		byDevice[id] += int64(n)
 		byHour[hourShard{hour, int16(id % 16)}] += int64(n)
 		moved += int(n)
@@ -184,9 +235,6 @@ func (s *Store) fold(ctx context.Context) (int, error) {
 		ON CONFLICT (hour, shard) DO UPDATE SET n = telemetry_hourly.n + excluded.n`, hours, shards, hns)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return 0, wrap(ctx, "fold: add to counters", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, wrap(ctx, "fold: commit", err)
 	}
 	return moved, nil
 }

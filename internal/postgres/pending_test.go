@@ -9,6 +9,10 @@ import (
 	"github.com/iotflow/iotflow/internal/iotflow"
 )
 
+// noBackgroundFold keeps s from starting its background fold, so that a
+// test sees the counts pending until it folds them itself.
+func noBackgroundFold(s *Store) { s.foldStart.Do(func() {}) }
+
 // pendingRows counts the rows of telemetry_pending.
 func pendingRows(t *testing.T, s *Store) int {
 	t.Helper()
@@ -77,6 +81,7 @@ func readCounts(t *testing.T, s *Store, devs []*iotflow.Device, recentSince time
 // are pending or folded, and a fold moves them all into the counters.
 func TestPendingCountsAreExact(t *testing.T) {
 	s := newTestStore(t)
+	noBackgroundFold(s)
 	a, b := addDevice(t, s, "a"), addDevice(t, s, "b")
 	now := iotflow.Truncate(time.Now().UTC())
 	hourAgo := now.Add(-time.Hour)
@@ -101,14 +106,16 @@ func TestPendingCountsAreExact(t *testing.T) {
 			t.Errorf("%s: counts %+v, want %+v", when, got, want)
 		}
 	}
+	if n := pendingRows(t, s); n != 2 {
+		t.Fatalf("%d pending rows after two batches; want 2", n)
+	}
 	check("before the fold")
 	moved, err := s.fold(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The background fold may have taken some first; together they took all.
-	if pendingRows(t, s) != 0 || moved > 6 {
-		t.Errorf("fold moved %d counts and left %d pending rows; want at most 6 and none", moved, pendingRows(t, s))
+	if pendingRows(t, s) != 0 || moved != 6 {
+		t.Errorf("fold moved %d counts and left %d pending rows; want 6 and none", moved, pendingRows(t, s))
 	}
 	var stored int64
 	if err := s.pool.QueryRow(t.Context(), `SELECT sum(telemetry_count)::bigint FROM devices`).Scan(&stored); err != nil {
@@ -124,6 +131,7 @@ func TestPendingCountsAreExact(t *testing.T) {
 // pending leaves no trace in any count, before the fold and after.
 func TestDeleteDeviceWithPendingCounts(t *testing.T) {
 	s := newTestStore(t)
+	noBackgroundFold(s)
 	keep, doomed := addDevice(t, s, "keep"), addDevice(t, s, "doomed")
 	now := iotflow.Truncate(time.Now().UTC())
 	hourAgo := now.Add(-time.Hour)
@@ -136,6 +144,9 @@ func TestDeleteDeviceWithPendingCounts(t *testing.T) {
 	}
 	if err := s.InsertReadings(t.Context(), []*iotflow.Reading{reading(doomed.ID, now), reading(keep.ID, hourAgo), reading(doomed.ID, now)}); err != nil {
 		t.Fatal(err)
+	}
+	if n := pendingRows(t, s); n != 1 {
+		t.Fatalf("%d pending rows; want 1", n)
 	}
 	if _, err := s.DeleteDevice(t.Context(), doomed.ID); err != nil {
 		t.Fatal(err)
@@ -240,5 +251,137 @@ func TestCloseFolds(t *testing.T) {
 	}
 	if stored != 2 {
 		t.Errorf("counter %d after Close; want 2", stored)
+	}
+}
+
+// TestUpdateDeviceDuringFold: an update that waits for a fold holding its
+// device answers with the device's count once, not with the folded counter
+// plus the pending counts the fold took.
+func TestUpdateDeviceDuringFold(t *testing.T) {
+	s := newTestStore(t)
+	noBackgroundFold(s)
+	d := addDevice(t, s, "a")
+	now := iotflow.Truncate(time.Now())
+	if err := s.InsertReadings(t.Context(), []*iotflow.Reading{reading(d.ID, now), reading(d.ID, now), reading(d.ID, now)}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(t.Context())
+	if moved, err := foldIn(t.Context(), tx); err != nil || moved != 3 {
+		t.Fatalf("foldIn = %d, %v; want 3", moved, err)
+	}
+	type result struct {
+		d   *iotflow.Device
+		err error
+	}
+	done := make(chan result, 1)
+	loc := "lab"
+	go func() {
+		got, err := s.UpdateDevice(t.Context(), d.ID, iotflow.DeviceUpdate{Location: &loc}, now)
+		done <- result{got, err}
+	}()
+	// Let the update reach the row the fold holds, then commit the fold.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var waiting int
+		if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE devices%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.d.TelemetryCount != 3 || r.d.Location != loc {
+		t.Errorf("UpdateDevice during a fold: TelemetryCount %d, Location %q; want 3, %q", r.d.TelemetryCount, r.d.Location, loc)
+	}
+}
+
+// TestCrossedMessageIDs: batches on two nodes that carry the same message
+// ids in opposite orders store each id once and neither fails (they used
+// to deadlock on the message-id index).
+func TestCrossedMessageIDs(t *testing.T) {
+	cfg := testConfig(t)
+	nodes := []*Store{openTest(t, cfg), openTest(t, cfg)}
+	if _, err := nodes[0].Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	d := addDevice(t, nodes[0], "a")
+	const rounds, size = 20, 50
+	for round := range rounds {
+		var wg sync.WaitGroup
+		batches := make([][]*iotflow.Reading, len(nodes))
+		errs := make([]error, len(nodes))
+		for w, s := range nodes {
+			rs := make([]*iotflow.Reading, size)
+			for j := range rs {
+				k := j
+				if w == 1 {
+					k = size - 1 - j
+				}
+				rs[j] = reading(d.ID, iotflow.Truncate(time.Now()))
+				rs[j].MessageID = fmt.Sprint(round, "-", k)
+			}
+			batches[w] = rs
+			wg.Go(func() { errs[w] = s.InsertReadings(t.Context(), rs) })
+		}
+		wg.Wait()
+		for w, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, node %d: %v", round, w, err)
+			}
+		}
+		// Both answer every message id with the same stored reading.
+		ids := map[string]int64{}
+		for _, r := range batches[0] {
+			ids[r.MessageID] = r.ID
+		}
+		for _, r := range batches[1] {
+			if ids[r.MessageID] != r.ID {
+				t.Fatalf("round %d: message %s answered with ids %d and %d", round, r.MessageID, ids[r.MessageID], r.ID)
+			}
+		}
+	}
+	if n := countRows(t, nodes[0], d.ID); n != rounds*size {
+		t.Errorf("%d rows stored; want %d", n, rounds*size)
+	}
+	got, err := nodes[1].Device(t.Context(), d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TelemetryCount != rounds*size {
+		t.Errorf("TelemetryCount %d; want %d", got.TelemetryCount, rounds*size)
+	}
+}
+
+func TestPendingCountsAdd(t *testing.T) {
+	var p pendingCounts
+	h0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	for i := range 100 { // past the size at which it switches to a map
+		p.add(int64(i%40), h0.Add(time.Duration(i%2)*time.Hour))
+	}
+	if len(p.devices) != 40 || len(p.hours) != 40 || len(p.counts) != 40 {
+		t.Fatalf("%d device-hours; want 40", len(p.devices))
+	}
+	total := int32(0)
+	for i := range p.devices {
+		total += p.counts[i]
+		if want := h0.Add(time.Duration(p.devices[i]%2) * time.Hour); !p.hours[i].Equal(want) {
+			t.Errorf("device %d counted in hour %v; want %v", p.devices[i], p.hours[i], want)
+		}
+	}
+	if total != 100 {
+		t.Errorf("counts sum to %d; want 100", total)
 	}
 }

@@ -37,8 +37,13 @@ func jsonObject(m json.RawMessage) json.RawMessage {
 // check, once per device, replaces a trigger that ran once per reading.
 //
 // Ids come from the sequence in slice order (the function scan yields rows
-// by ordinality). The batch's counts per device and hour go to
-// telemetry_pending (migration 0007), not to the counters themselves.
+// by ordinality). Rows are inserted in the order of the message-id index,
+// so that two batches on different nodes that carry the same message ids
+// wait for each other instead of deadlocking on those index entries (the
+// shared device locks no longer keep them apart); for one message id
+// within a batch, the earlier row is inserted first. The batch's counts
+// per device and hour go to telemetry_pending (migration 0007), not to the
+// counters themselves.
 //
 // insertReadingsSQL is the common case: no reading repeats a stored
 // message id, so every row is inserted, and the caller has counted the
@@ -58,7 +63,7 @@ WITH locked AS MATERIALIZED (
 	INSERT INTO telemetry_data (id, device_id, "timestamp", received_at, data_type, payload, metadata, message_id)
 	SELECT id, device_id, ts, received_at, data_type, payload::jsonb, metadata::jsonb, message_id FROM input
 	WHERE (SELECT ok FROM complete)
-	ORDER BY ord
+	ORDER BY device_id, message_id, ord
 ), pending AS (
 	INSERT INTO telemetry_pending (device_ids, hours, counts)
 	SELECT $9::bigint[], $10::timestamptz[], $11::integer[] WHERE (SELECT ok FROM complete)
@@ -83,7 +88,7 @@ WITH locked AS MATERIALIZED (
 	INSERT INTO telemetry_data (id, device_id, "timestamp", received_at, data_type, payload, metadata, message_id)
 	SELECT id, device_id, ts, received_at, data_type, payload::jsonb, metadata::jsonb, message_id FROM input
 	WHERE (SELECT ok FROM complete)
-	ORDER BY ord
+	ORDER BY device_id, message_id, ord
 	ON CONFLICT (device_id, message_id) WHERE message_id IS NOT NULL DO NOTHING
 	RETURNING id
 ), pending AS (

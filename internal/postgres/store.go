@@ -103,8 +103,10 @@ func (s *Store) startFold() {
 	})
 }
 
-// Close folds what is pending and closes every connection of the pool,
-// waiting for those in use.
+// Close folds once more what is pending, when this store has written, and
+// closes every connection of the pool, waiting for those in use. A batch
+// that commits during Close, after that fold, stays pending, counted by
+// every read, until a store next folds.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		// No fold starts after this; one under way is waited for.

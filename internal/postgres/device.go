@@ -251,18 +251,36 @@ func (s *Store) DeleteDevice(ctx context.Context, id int64) (*iotflow.Device, er
 	// Every reading of the device comes off the hourly counts, also those
 	// whose counts are still pending: the fold adds pending counts to the
 	// hours whether or not their device still exists. So the hour's row may
-	// not exist yet, and may go below zero until the fold.
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO telemetry_hourly (hour, shard, n)
-		SELECT date_trunc('hour', "timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', $1 % 16, -count(*)
-		FROM telemetry_data WHERE device_id = $1 GROUP BY 1 ORDER BY 1
-		ON CONFLICT (hour, shard) DO UPDATE SET n = telemetry_hourly.n + excluded.n`, id); err != nil {
-		return nil, wrap(ctx, "delete device: hourly counts", err)
+	// not exist yet, and may go below zero until the fold. The readings are
+	// counted first and the hourly rows written last, so that those rows,
+	// which other devices share, are held for a moment and not for as long
+	// as deleting the readings takes. No reading can arrive in between:
+	// batches wait for the device's row.
+	rows, _ := tx.Query(ctx, `
+		SELECT date_trunc('hour', "timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', -count(*)
+		FROM telemetry_data WHERE device_id = $1 GROUP BY 1 ORDER BY 1`, id)
+	var hours []time.Time
+	var ns []int64
+	var (
+		h time.Time
+		n int64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&h, &n}, func() error {
+		hours, ns = append(hours, h), append(ns, n)
+		return nil
+	}); err != nil {
+		return nil, wrap(ctx, "delete device: count readings", err)
 	}
 	// Readings have no foreign key (see migration 0006): delete them here,
 	// under the device's row lock, which InsertReadings waits for.
 	if _, err := tx.Exec(ctx, `DELETE FROM telemetry_data WHERE device_id = $1`, id); err != nil {
 		return nil, wrap(ctx, "delete device: readings", err)
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO telemetry_hourly (hour, shard, n)
+		SELECT h, $1 % 16, n FROM unnest($2::timestamptz[], $3::bigint[]) AS v(h, n) ORDER BY h
+		ON CONFLICT (hour, shard) DO UPDATE SET n = telemetry_hourly.n + excluded.n`, id, hours, ns); err != nil {
+		return nil, wrap(ctx, "delete device: hourly counts", err)
 	}
 	d, err := scanDevice(tx.QueryRow(ctx, `DELETE FROM devices AS d WHERE d.id = $1 RETURNING `+deviceColumns, id))
 	if err != nil {

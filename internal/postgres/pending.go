@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -113,7 +115,11 @@ func (f *folder) once(folds *int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := f.s.fold(ctx)
+	n, kept, err := f.s.foldKeeping(ctx)
+	if kept > 0 {
+		// Try those again at the next tick, writes or not.
+		f.wrote.Store(true)
+	}
 	if err != nil {
 		// The rows stay pending and counted; the next fold takes them.
 		// Logged when it starts and then once a minute, not every try.
@@ -151,67 +157,110 @@ func (f *folder) once(folds *int) {
 // counts it moved. Folds take turns on an advisory lock: two folds at once
 // would wait on each other's rows anyway.
 func (s *Store) fold(ctx context.Context) (int, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return 0, wrap(ctx, "fold: begin", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	moved, err := foldIn(ctx, tx)
-	if err != nil || moved == 0 {
-		return 0, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, wrap(ctx, "fold: commit", err)
-	}
-	return moved, nil
+	moved, _, err := s.foldKeeping(ctx)
+	return moved, err
 }
 
-// foldIn is the fold's work in tx, which the caller commits.
-func foldIn(ctx context.Context, tx pgx.Tx) (int, error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, foldLockClass); err != nil {
-		return 0, wrap(ctx, "fold: lock", err)
+// foldKeeping is fold, and also says how many readings' counts it had to
+// leave pending because another transaction held their device.
+func (s *Store) foldKeeping(ctx context.Context) (moved, kept int, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, 0, wrap(ctx, "fold: begin", err)
 	}
-	moved := 0
-	byDevice := map[int64]int64{}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	moved, kept, err = foldIn(ctx, tx)
+	if err != nil || moved == 0 {
+		// Nothing moved: what was kept is pending as it was.
+		return 0, kept, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, 0, wrap(ctx, "fold: commit", err)
+	}
+	return moved, kept, nil
+}
+
+// foldIn is the fold's work in tx, which the caller commits; it returns
+// how many readings' counts it moved and how many it had to keep pending.
+//
+// It never waits for a device row: a device that another transaction
+// holds (DeleteDevice for as long as it deletes the device's readings,
+// TouchDevices for a moment) keeps its counts pending, in a row put back,
+// so that one long transaction cannot stall the fold of every device.
+func foldIn(ctx context.Context, tx pgx.Tx) (moved, kept int, err error) {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, foldLockClass); err != nil {
+		return 0, 0, wrap(ctx, "fold: lock", err)
+	}
+	type entry struct {
+		device int64
+		hour   time.Time
+		n      int64
+	}
+	var entries []entry
+	res, _ := tx.Query(ctx, `
+		WITH gone AS (DELETE FROM telemetry_pending RETURNING device_ids, hours, counts)
+		SELECT u.id, u.hour, sum(u.n)::bigint FROM gone, unnest(gone.device_ids, gone.hours, gone.counts) AS u(id, hour, n)
+		GROUP BY 1, 2`)
+	var e entry
+	if _, err := pgx.ForEachRow(res, []any{&e.device, &e.hour, &e.n}, func() error {
+		entries = append(entries, e)
+		return nil
+	}); err != nil {
+		return 0, 0, wrap(ctx, "fold: take pending counts", err)
+	}
+	if len(entries) == 0 {
+		return 0, 0, nil
+	}
+	var ids []int64
+	for _, e := range entries {
+		ids = append(ids, e.device)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	// Devices first, in id order, as every writer of device rows locks
+	// them (see TouchDevices); then the hourly rows in key order, as
+	// DeleteDevice does.
+	rows, _ := tx.Query(ctx, `SELECT id FROM devices WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED`, ids)
+	locked, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, 0, wrap(ctx, "fold: lock devices", err)
+	}
+	rows, _ = tx.Query(ctx, `SELECT id FROM devices WHERE id = ANY($1)`, ids)
+	existing, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, 0, wrap(ctx, "fold: find devices", err)
+	}
+	// A device that no longer exists is not counted, its readings went
+	// with it; its hours are, since DeleteDevice took all of its readings,
+	// pending ones included, off the hourly counts.
+	held := func(id int64) bool { return slices.Contains(existing, id) && !slices.Contains(locked, id) }
 	type hourShard struct {
 		hour  time.Time
 		shard int16
 	}
-	byHour := map[hourShard]int64{}
-	res, _ := tx.Query(ctx, `
-		WITH gone AS (DELETE FROM telemetry_pending RETURNING device_ids, hours, counts)
-		SELECT u.id, u.hour, u.n FROM gone, unnest(gone.device_ids, gone.hours, gone.counts) AS u(id, hour, n)`)
-	var (
-		id   int64
-		hour time.Time
-		n    int32
-	)
-	_, err := pgx.ForEachRow(res, []any{&id, &hour, &n}, func() error {
-		byDevice[id] += int64(n)
-		byHour[hourShard{hour, int16(id % 16)}] += int64(n)
-		moved += int(n)
-		return nil
-	})
-	if err != nil {
-		return 0, wrap(ctx, "fold: take pending counts", err)
+	byDevice, byHour := map[int64]int64{}, map[hourShard]int64{}
+	var back pendingCounts
+	for _, e := range entries {
+		if held(e.device) {
+			kept += int(e.n)
+			for n := e.n; n > 0; n -= math.MaxInt32 { // the column is integer
+				back.devices, back.hours = append(back.devices, e.device), append(back.hours, e.hour)
+				back.counts = append(back.counts, int32(min(n, math.MaxInt32)))
+			}
+			continue
+		}
+		if slices.Contains(locked, e.device) {
+			byDevice[e.device] += e.n
+		}
+		byHour[hourShard{e.hour.UTC(), int16(e.device % 16)}] += e.n
+		moved += int(e.n)
 	}
-	if len(byDevice) == 0 {
-		return 0, nil
-	}
-	ids := make([]int64, 0, len(byDevice))
-	for id := range byDevice {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	ns := make([]int64, len(ids))
-	for i, id := range ids {
+	devs := slices.Sorted(maps.Keys(byDevice))
+	ns := make([]int64, len(devs))
+	for i, id := range devs {
 		ns[i] = byDevice[id]
 	}
-	keys := make([]hourShard, 0, len(byHour))
-	for k := range byHour {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b hourShard) int {
+	keys := slices.SortedFunc(maps.Keys(byHour), func(a, b hourShard) int {
 		if c := a.hour.Compare(b.hour); c != 0 {
 			return c
 		}
@@ -221,20 +270,17 @@ func foldIn(ctx context.Context, tx pgx.Tx) (int, error) {
 	for i, k := range keys {
 		hours[i], shards[i], hns[i] = k.hour, k.shard, byHour[k]
 	}
-	// Devices first, in id order, as every writer of device rows locks
-	// them (see TouchDevices); then the hourly rows in key order, as
-	// DeleteDevice does. A device deleted meanwhile is skipped: its readings
-	// went with it. Its hours are not: DeleteDevice took all of its
-	// readings, pending ones included, off the hourly counts.
 	b := &pgx.Batch{}
-	b.Queue(`SELECT id FROM devices WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids)
+	if len(back.devices) > 0 {
+		b.Queue(`INSERT INTO telemetry_pending (device_ids, hours, counts) VALUES ($1, $2, $3)`, back.devices, back.hours, back.counts)
+	}
 	b.Queue(`UPDATE devices AS d SET telemetry_count = d.telemetry_count + v.n
-		FROM unnest($1::bigint[], $2::bigint[]) AS v(id, n) WHERE d.id = v.id`, ids, ns)
+		FROM unnest($1::bigint[], $2::bigint[]) AS v(id, n) WHERE d.id = v.id`, devs, ns)
 	b.Queue(`INSERT INTO telemetry_hourly (hour, shard, n)
 		SELECT * FROM unnest($1::timestamptz[], $2::smallint[], $3::bigint[])
 		ON CONFLICT (hour, shard) DO UPDATE SET n = telemetry_hourly.n + excluded.n`, hours, shards, hns)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return 0, wrap(ctx, "fold: add to counters", err)
+		return 0, 0, wrap(ctx, "fold: add to counters", err)
 	}
-	return moved, nil
+	return moved, kept, nil
 }

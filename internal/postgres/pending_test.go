@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -270,7 +271,7 @@ func TestUpdateDeviceDuringFold(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(t.Context())
-	if moved, err := foldIn(t.Context(), tx); err != nil || moved != 3 {
+	if moved, _, err := foldIn(t.Context(), tx); err != nil || moved != 3 {
 		t.Fatalf("foldIn = %d, %v; want 3", moved, err)
 	}
 	type result struct {
@@ -383,5 +384,58 @@ func TestPendingCountsAdd(t *testing.T) {
 	}
 	if total != 100 {
 		t.Errorf("counts sum to %d; want 100", total)
+	}
+}
+
+// TestFoldSkipsHeldDevice: a device another transaction holds (as
+// DeleteDevice does while it deletes the device's readings) keeps its
+// counts pending; the fold neither waits for it nor stops for the others.
+func TestFoldSkipsHeldDevice(t *testing.T) {
+	s := newTestStore(t)
+	noBackgroundFold(s)
+	held, free := addDevice(t, s, "held"), addDevice(t, s, "free")
+	now := iotflow.Truncate(time.Now().UTC())
+	if err := s.InsertReadings(t.Context(), []*iotflow.Reading{
+		reading(held.ID, now), reading(free.ID, now), reading(held.ID, now), reading(free.ID, now), reading(free.ID, now),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(t.Context())
+	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM devices WHERE id = $1 FOR UPDATE`, held.ID); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	moved, kept, err := s.foldKeeping(ctx)
+	if err != nil || moved != 3 || kept != 2 {
+		t.Fatalf("fold while a device is held = moved %d, kept %d, %v; want 3, 2, no error", moved, kept, err)
+	}
+	recentSince := now.Add(-24 * time.Hour)
+	want := counts{devices: []int64{2, 3}, listed: []int64{2, 3}, total: 5, recent: 5, counted: []int64{2, 3}, stats: []int64{2, 3}}
+	if got := readCounts(t, s, []*iotflow.Device{held, free}, recentSince); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("while held: counts %+v, want %+v", got, want)
+	}
+	var stored int64
+	if err := s.pool.QueryRow(t.Context(), `SELECT telemetry_count FROM devices WHERE id = $1`, free.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 3 || pendingRows(t, s) != 1 {
+		t.Errorf("free device's counter %d, %d pending rows; want 3 and 1", stored, pendingRows(t, s))
+	}
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if moved, kept, err := s.foldKeeping(t.Context()); err != nil || moved != 2 || kept != 0 {
+		t.Fatalf("fold after release = moved %d, kept %d, %v; want 2, 0", moved, kept, err)
+	}
+	if got := readCounts(t, s, []*iotflow.Device{held, free}, recentSince); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after release: counts %+v, want %+v", got, want)
+	}
+	if n := pendingRows(t, s); n != 0 || hourlySum(t, s, now.Truncate(time.Hour)) != 5 {
+		t.Errorf("%d pending rows, hourly %d; want none and 5", n, hourlySum(t, s, now.Truncate(time.Hour)))
 	}
 }

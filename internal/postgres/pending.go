@@ -233,7 +233,14 @@ func foldIn(ctx context.Context, tx pgx.Tx) (moved, kept int, err error) {
 	// A device that no longer exists is not counted, its readings went
 	// with it; its hours are, since DeleteDevice took all of its readings,
 	// pending ones included, off the hourly counts.
-	held := func(id int64) bool { return slices.Contains(existing, id) && !slices.Contains(locked, id) }
+	isLocked, exists := map[int64]bool{}, map[int64]bool{}
+	for _, id := range locked {
+		isLocked[id] = true
+	}
+	for _, id := range existing {
+		exists[id] = true
+	}
+	held := func(id int64) bool { return exists[id] && !isLocked[id] }
 	type hourShard struct {
 		hour  time.Time
 		shard int16
@@ -249,7 +256,7 @@ func foldIn(ctx context.Context, tx pgx.Tx) (moved, kept int, err error) {
 			}
 			continue
 		}
-		if slices.Contains(locked, e.device) {
+		if isLocked[e.device] {
 			byDevice[e.device] += e.n
 		}
 		byHour[hourShard{e.hour.UTC(), int16(e.device % 16)}] += e.n

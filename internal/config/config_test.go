@@ -76,6 +76,32 @@ func TestDatabaseURLFromParts(t *testing.T) {
 	}
 }
 
+// TestDatabaseURLUnixSocket: a local PostgreSQL is often reached through
+// its Unix socket, named as libpq names it.
+func TestDatabaseURLUnixSocket(t *testing.T) {
+	c, err := Load(mapEnv(map[string]string{"DB_HOST": "/var/run/postgresql", "DB_NAME": "fleet", "DB_USER": "svc"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "postgres://svc@%2Fvar%2Frun%2Fpostgresql:5432/fleet" // the driver takes an escaped path as a socket directory
+	if c.DatabaseURL != want || !c.UsesPostgres() {
+		t.Errorf("DatabaseURL = %q, want %q", c.DatabaseURL, want)
+	}
+	for _, v := range []string{"postgres:///fleet?host=/var/run/postgresql", "postgresql://svc@/fleet?host=%2Ftmp&sslmode=disable", "postgres://svc@%2Ftmp/fleet"} {
+		c, err := Load(mapEnv(map[string]string{"DATABASE_URL": v}), nil)
+		if err != nil {
+			t.Errorf("DATABASE_URL %q: %v", v, err)
+		} else if c.DatabaseURL != v {
+			t.Errorf("DATABASE_URL %q became %q", v, c.DatabaseURL)
+		}
+	}
+	for _, v := range []string{"postgres://h/fleet?sslmode=sometimes", "postgres://[::1/fleet", "host=/tmp dbname=fleet"} {
+		if _, err := Load(mapEnv(map[string]string{"DATABASE_URL": v}), nil); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+			t.Errorf("DATABASE_URL %q: err = %v, want one naming DATABASE_URL", v, err)
+		}
+	}
+}
+
 func TestInvalidValuesNameTheVariable(t *testing.T) {
 	for name, value := range map[string]string{
 		"PORT":                   "http",

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // loader reads typed values and keeps the first error, which names the variable.
@@ -123,9 +125,12 @@ func (l *loader) level(debug bool) slog.Level {
 // when DB_HOST is set, or "" for the embedded database.
 func (l *loader) databaseURL() string {
 	if v := l.get("DATABASE_URL"); v != "" {
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-			l.fail("DATABASE_URL", "must be a postgres:// URL with a host (unset it for the embedded database)")
+		// The driver's own parser decides, so that every form it reads is
+		// accepted: a host, a %2F-escaped socket directory, or libpq's
+		// postgres:///db?host=/var/run/postgresql.
+		_, err := pgconn.ParseConfig(v)
+		if err != nil || !(strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://")) {
+			l.fail("DATABASE_URL", "must be a postgres:// URL such as postgres://user:pass@host:5432/db (unset it for the embedded database)")
 			return ""
 		}
 		return v

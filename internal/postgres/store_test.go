@@ -5,7 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	neturl "net/url"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/iotflow/iotflow/internal/config"
 	"github.com/iotflow/iotflow/internal/iotflow"
 )
 
@@ -133,5 +138,50 @@ func TestOpenPing(t *testing.T) {
 	}
 	if got := s.pool.Config().MaxConns; got != defaultMaxConns {
 		t.Errorf("MaxConns = %d, want %d", got, defaultMaxConns)
+	}
+}
+
+// TestOpenThroughUnixSocket: a DATABASE_URL that names the server's Unix
+// socket directory, in libpq's query form, passes the configuration and
+// opens a store that talks over the socket.
+func TestOpenThroughUnixSocket(t *testing.T) {
+	url := testURL(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	var dirs, port, user, db string
+	err = conn.QueryRow(ctx, `SELECT current_setting('unix_socket_directories'), current_setting('port'),
+		current_user, current_database()`).Scan(&dirs, &port, &user, &db)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _, _ := strings.Cut(dirs, ",")
+	if dir = strings.TrimSpace(dir); !strings.HasPrefix(dir, "/") {
+		t.Skipf("the server has no Unix socket directory (%q)", dirs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".s.PGSQL."+port)); err != nil {
+		t.Skipf("the server's socket is not reachable from here: %v", err)
+	}
+	socketURL := fmt.Sprintf("postgres://%s@/%s?host=%s&port=%s", user, db, neturl.QueryEscape(dir), port)
+	cfg, err := config.Load(func(name string) string {
+		if name == "DATABASE_URL" {
+			return socketURL
+		}
+		return ""
+	}, nil)
+	if err != nil {
+		t.Fatalf("config refuses %s: %v", socketURL, err)
+	}
+	s, err := Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", socketURL, err)
+	}
+	defer s.Close()
+	var tcp bool
+	if err := s.pool.QueryRow(ctx, `SELECT inet_client_addr() IS NOT NULL`).Scan(&tcp); err != nil || tcp {
+		t.Fatalf("connected over TCP (%v) or failed: %v", tcp, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -285,6 +286,54 @@ func BenchmarkInsertSmallBatches(b *testing.B) {
 	}
 }
 
+// BenchmarkInsertRepeatingBatches is a retry storm: every batch of 14
+// repeats the message ids of 7 readings stored by the batch before.
+func BenchmarkInsertRepeatingBatches(b *testing.B) {
+	cfg := testConfig(b)
+	cfg.MaxConns = 1
+	s := openTest(b, cfg)
+	if _, err := s.Migrate(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	devices := make([]int64, 100)
+	for i := range devices {
+		devices[i] = addDevice(b, s, fmt.Sprint("d", i)).ID
+	}
+	var pid int
+	if err := s.pool.QueryRow(b.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	const size = 14
+	n := 0
+	var previous []*iotflow.Reading
+	batch := func() []*iotflow.Reading {
+		rs := make([]*iotflow.Reading, 0, size)
+		now := iotflow.Truncate(time.Now())
+		for _, p := range previous[min(len(previous), size/2):] {
+			again := *p
+			again.ID, again.Duplicate = 0, false
+			rs = append(rs, &again)
+		}
+		for len(rs) < size {
+			n++
+			rs = append(rs, &iotflow.Reading{DeviceID: devices[(n*7)%len(devices)], Timestamp: now, ReceivedAt: now,
+				DataType: "sensor", Payload: json.RawMessage(`{"temperature":21.5,"humidity":40,"battery":97}`),
+				Metadata: json.RawMessage(`{"fw":"1.2.3"}`), MessageID: fmt.Sprint("m-", n)})
+		}
+		previous = rs
+		return rs
+	}
+	cpu0, readable := procstat.CPU(pid)
+	for b.Loop() {
+		if err := s.InsertReadings(b.Context(), batch()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if cpu1, ok := procstat.CPU(pid); readable && ok {
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "backend-µs/batch")
+	}
+}
+
 // TestNoReadingOutlivesItsDevice: readings have no foreign key (migration
 // 0006), so DeleteDevice must take every reading of the device with it,
 // also when batches are committing at that moment.
@@ -329,5 +378,108 @@ func TestNoReadingOutlivesItsDevice(t *testing.T) {
 	}
 	if hourly != 0 {
 		t.Fatalf("hourly counts sum to %d after every device was deleted; want 0", hourly)
+	}
+}
+
+// TestRepeatStormGoesStraightToDedup: while most batches repeat a stored
+// message id, batches with message ids skip the fast statement (which
+// would fail on the repeat, having drawn its ids and inserted rows for
+// nothing) and store through the deduplicating one directly; a stray
+// repeat does not switch, and once the storm is over the fast statement
+// comes first again. Which statements ran shows in the ids drawn from the
+// sequence: each statement draws one per reading.
+func TestRepeatStormGoesStraightToDedup(t *testing.T) {
+	s := newTestStore(t)
+	ctx := t.Context()
+	d := addDevice(t, s, "stormy")
+	now := iotflow.Truncate(time.Now())
+	n := 0
+	fresh := func() *iotflow.Reading {
+		n++
+		r := reading(d.ID, now)
+		r.MessageID = fmt.Sprint("a-", n) // sorts before "m-": inserted before the repeat fails
+		return r
+	}
+	original := reading(d.ID, now)
+	original.MessageID = "m-1"
+	repeat := func() *iotflow.Reading {
+		r := reading(d.ID, now)
+		r.MessageID = "m-1"
+		return r
+	}
+	seq := func() int64 {
+		t.Helper()
+		var v int64
+		err := s.pool.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM telemetry_data_id_seq`).Scan(&v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	// insert stores rs and returns how many ids it drew.
+	insert := func(rs ...*iotflow.Reading) int64 {
+		t.Helper()
+		before := seq()
+		if err := s.InsertReadings(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r != original && r.MessageID == "m-1" && (!r.Duplicate || r.ID != original.ID) {
+				t.Fatalf("repeat %+v, want a duplicate of %d", r, original.ID)
+			}
+			if (r == original || r.MessageID != "m-1") && (r.Duplicate || r.ID == 0) {
+				t.Fatalf("new reading %+v, want stored", r)
+			}
+		}
+		return seq() - before
+	}
+	if drew := insert(original); drew != 1 {
+		t.Fatalf("a fresh reading drew %d ids, want 1", drew)
+	}
+	const fastThenDedup, dedupOnly = 4, 2 // ids a batch of two draws
+
+	// A stray repeat among fresh batches: the fast statement stays first.
+	if drew := insert(fresh(), repeat()); drew != fastThenDedup {
+		t.Errorf("a stray repeat drew %d ids, want %d", drew, fastThenDedup)
+	}
+	for range 3 {
+		insert(fresh(), fresh())
+	}
+	if drew := insert(fresh(), repeat()); drew != fastThenDedup {
+		t.Errorf("a second stray repeat drew %d ids, want %d", drew, fastThenDedup)
+	}
+
+	// A storm: after a few batches the deduplicating statement goes first.
+	var drawn []int64
+	for range 12 {
+		drawn = append(drawn, insert(fresh(), repeat()))
+	}
+	switched := slices.Index(drawn, dedupOnly)
+	if switched < 0 || switched > 4 || slices.ContainsFunc(drawn[switched:], func(d int64) bool { return d != dedupOnly }) {
+		t.Fatalf("ids drawn by the storm's batches: %v; want %d at first, then %d from some batch on", drawn, fastThenDedup, dedupOnly)
+	}
+	// A batch without message ids cannot repeat one: the fast statement.
+	if drew := insert(reading(d.ID, now)); drew != 1 {
+		t.Errorf("a reading without a message id drew %d ids, want 1", drew)
+	}
+
+	// The storm is over: fresh batches switch the fast statement back.
+	for range 20 {
+		insert(fresh(), fresh())
+	}
+	if drew := insert(fresh(), repeat()); drew != fastThenDedup {
+		t.Errorf("a repeat after the storm drew %d ids, want %d", drew, fastThenDedup)
+	}
+
+	stored := int64(1 + n + 1) // the original, every fresh reading, the one without a message id
+	if got := countRows(t, s, d.ID); got != stored {
+		t.Errorf("%d rows stored, want %d", got, stored)
+	}
+	dev, err := s.Device(ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dev.TelemetryCount != stored {
+		t.Errorf("telemetry_count %d, want %d", dev.TelemetryCount, stored)
 	}
 }

@@ -42,6 +42,8 @@ type Store struct {
 	foldStart sync.Once
 	folder    *folder
 	closeOnce sync.Once
+
+	repeats repeatTracker // which batch statement goes first
 }
 
 // Open connects to the database at connString (a postgres:// URL or a

@@ -59,7 +59,18 @@ func TestDebugLowersDefaultLevel(t *testing.T) {
 	}
 }
 
+// withoutPGEnv clears the libpq variables that the driver's parser reads
+// besides the URL, so that the tests do not depend on the environment.
+func withoutPGEnv(t *testing.T) {
+	for _, name := range []string{"PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGPASSFILE",
+		"PGSERVICE", "PGSERVICEFILE", "PGSYSCONFDIR", "PGSSLMODE", "PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT",
+		"PGAPPNAME", "PGCONNECT_TIMEOUT", "PGTARGETSESSIONATTRS", "PGOPTIONS"} {
+		t.Setenv(name, "")
+	}
+}
+
 func TestDatabaseURLFromParts(t *testing.T) {
+	withoutPGEnv(t)
 	c, err := Load(mapEnv(map[string]string{
 		"DB_HOST": "db.example", "DB_PORT": "6543", "DB_NAME": "fleet", "DB_USER": "svc", "DB_PASSWORD": "p@ss word",
 	}), nil)
@@ -71,14 +82,18 @@ func TestDatabaseURLFromParts(t *testing.T) {
 		t.Errorf("DatabaseURL = %q, want %q", c.DatabaseURL, want)
 	}
 	c, err = Load(mapEnv(map[string]string{"DATABASE_URL": "postgresql://u@h/db", "DB_HOST": "ignored"}), nil)
-	if err != nil || c.DatabaseURL != "postgresql://u@h/db" {
-		t.Errorf("DATABASE_URL should win: %q %v", c.DatabaseURL, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgresql://u@h/db" {
+		t.Errorf("DATABASE_URL should win, got %q", c.DatabaseURL)
 	}
 }
 
 // TestDatabaseURLUnixSocket: a local PostgreSQL is often reached through
 // its Unix socket, named as libpq names it.
 func TestDatabaseURLUnixSocket(t *testing.T) {
+	withoutPGEnv(t)
 	c, err := Load(mapEnv(map[string]string{"DB_HOST": "/var/run/postgresql", "DB_NAME": "fleet", "DB_USER": "svc"}), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -95,9 +110,28 @@ func TestDatabaseURLUnixSocket(t *testing.T) {
 			t.Errorf("DATABASE_URL %q became %q", v, c.DatabaseURL)
 		}
 	}
-	for _, v := range []string{"postgres://h/fleet?sslmode=sometimes", "postgres://[::1/fleet", "host=/tmp dbname=fleet"} {
-		if _, err := Load(mapEnv(map[string]string{"DATABASE_URL": v}), nil); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+	for v, cause := range map[string]string{
+		"postgres://h/fleet?sslmode=sometimes": "sslmode",
+		"postgres://[::1/fleet":                "",
+		"host=/tmp dbname=fleet":               "",
+		// No server named: an empty variable in a URL put together in a
+		// script must not quietly mean the local default socket.
+		"postgres:///fleet":                                "",
+		"postgres://u:secret@/fleet":                       "",
+		"postgres://u@:5432/fleet":                         "",
+		"postgres:///fleet?host=":                          "",
+		"postgres://u:s3cret@h/fleet?connect_timeout=soon": "connect_timeout",
+	} {
+		_, err := Load(mapEnv(map[string]string{"DATABASE_URL": v}), nil)
+		if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
 			t.Errorf("DATABASE_URL %q: err = %v, want one naming DATABASE_URL", v, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), cause) {
+			t.Errorf("DATABASE_URL %q: err = %v, want the driver's reason (%s)", v, err, cause)
+		}
+		if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "secret@") {
+			t.Errorf("DATABASE_URL %q: the error shows the password: %v", v, err)
 		}
 	}
 }

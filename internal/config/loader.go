@@ -125,12 +125,16 @@ func (l *loader) level(debug bool) slog.Level {
 // when DB_HOST is set, or "" for the embedded database.
 func (l *loader) databaseURL() string {
 	if v := l.get("DATABASE_URL"); v != "" {
-		// The driver's own parser decides, so that every form it reads is
-		// accepted: a host, a %2F-escaped socket directory, or libpq's
-		// postgres:///db?host=/var/run/postgresql.
-		_, err := pgconn.ParseConfig(v)
-		if err != nil || !(strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://")) {
-			l.fail("DATABASE_URL", "must be a postgres:// URL such as postgres://user:pass@host:5432/db (unset it for the embedded database)")
+		const want = "must be a postgres:// URL that names its server, such as postgres://user:pass@host:5432/db " +
+			"or postgres://user@/db?host=/var/run/postgresql (unset it for the embedded database)"
+		if !(strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://")) || !namesHost(v) {
+			l.fail("DATABASE_URL", "%s", want)
+			return ""
+		}
+		// The driver's own parser decides the rest, so that every form it
+		// reads is accepted; its errors hide passwords.
+		if _, err := pgconn.ParseConfig(v); err != nil {
+			l.fail("DATABASE_URL", "%s: %v", want, err)
 			return ""
 		}
 		return v
@@ -151,6 +155,34 @@ func (l *loader) databaseURL() string {
 		u.User = url.User(l.str("DB_USER"))
 	}
 	return u.String()
+}
+
+// namesHost reports whether a postgres:// URL names its server: a host (or
+// a %2F-escaped socket directory) in the authority, or a host parameter.
+// Without one the driver would pick a local default, which for a URL put
+// together from an empty variable is never what was meant.
+func namesHost(v string) bool {
+	rest := v[strings.Index(v, "://")+3:]
+	authority, query := rest, ""
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		authority = rest[:i]
+	}
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		query = rest[i+1:]
+	}
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		authority = authority[i+1:]
+	}
+	for _, h := range strings.Split(authority, ",") {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+		if h != "" {
+			return true
+		}
+	}
+	q, err := url.ParseQuery(query)
+	return err == nil && q.Get("host") != ""
 }
 
 func (l *loader) redisURL() string {

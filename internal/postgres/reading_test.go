@@ -470,6 +470,37 @@ func TestRepeatStormGoesStraightToDedup(t *testing.T) {
 	if drew := insert(fresh(), repeat()); drew != fastThenDedup {
 		t.Errorf("a repeat after the storm drew %d ids, want %d", drew, fastThenDedup)
 	}
+	// A calm spell forgets the storm: two repeats in a row then both go to
+	// the fast statement first (the average stays under a quarter).
+	for range 30 {
+		insert(fresh(), fresh())
+	}
+	for k := range 2 {
+		if drew := insert(fresh(), repeat()); drew != fastThenDedup {
+			t.Errorf("repeat %d after a calm spell drew %d ids, want %d", k+1, drew, fastThenDedup)
+		}
+	}
+
+	// Batches for a device that does not exist say nothing about repeats:
+	// in a storm, interleaved with fresh batches, they do not keep the
+	// deduplicating statement first.
+	for range 6 {
+		insert(fresh(), repeat())
+	}
+	if drew := insert(fresh(), repeat()); drew != dedupOnly {
+		t.Fatalf("a second storm: drew %d ids, want %d", drew, dedupOnly)
+	}
+	for k := range 20 {
+		ghost := reading(d.ID+1000, now)
+		ghost.MessageID = fmt.Sprint("ghost-", k)
+		if err := s.InsertReadings(ctx, []*iotflow.Reading{ghost}); iotflow.ErrorCode(err) != iotflow.ENOTFOUND {
+			t.Fatalf("a reading for a missing device: %v, want ENOTFOUND", err)
+		}
+		insert(fresh(), fresh())
+	}
+	if drew := insert(fresh(), repeat()); drew != fastThenDedup {
+		t.Errorf("a repeat after fresh and missing-device batches drew %d ids, want %d", drew, fastThenDedup)
+	}
 
 	stored := int64(1 + n + 1) // the original, every fresh reading, the one without a message id
 	if got := countRows(t, s, d.ID); got != stored {

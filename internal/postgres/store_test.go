@@ -166,6 +166,13 @@ func TestOpenThroughUnixSocket(t *testing.T) {
 		t.Skipf("the server's socket is not reachable from here: %v", err)
 	}
 	socketURL := fmt.Sprintf("postgres://%s@/%s?host=%s&port=%s", user, db, neturl.QueryEscape(dir), port)
+	if c, err := pgx.Connect(ctx, socketURL); err != nil {
+		if strings.HasPrefix(sqlState(err), "28") { // pg_hba.conf asks more of the socket than of TCP
+			t.Skipf("the server refuses this user on its socket: %v", err)
+		}
+	} else {
+		c.Close(ctx)
+	}
 	cfg, err := config.Load(func(name string) string {
 		if name == "DATABASE_URL" {
 			return socketURL

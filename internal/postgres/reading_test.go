@@ -248,47 +248,39 @@ func BenchmarkInsertReadings(b *testing.B) {
 // machine's speed drifts by a fifth within minutes, so alternate the
 // versions compared and run each several times (-count).
 func BenchmarkInsertSmallBatches(b *testing.B) {
-	cfg := testConfig(b)
-	cfg.MaxConns = 1
-	s := openTest(b, cfg)
-	if _, err := s.Migrate(b.Context()); err != nil {
-		b.Fatal(err)
-	}
-	devices := make([]int64, 100)
-	for i := range devices {
-		devices[i] = addDevice(b, s, fmt.Sprint("d", i)).ID
-	}
-	var pid int
-	if err := s.pool.QueryRow(b.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
-		b.Fatal(err)
-	}
-	const size = 14
-	n := 0
-	batch := func() []*iotflow.Reading {
-		rs := make([]*iotflow.Reading, size)
-		now := iotflow.Truncate(time.Now())
+	benchmarkBatches(b, func(next func() *iotflow.Reading) []*iotflow.Reading {
+		rs := make([]*iotflow.Reading, 14)
 		for i := range rs {
-			n++
-			rs[i] = &iotflow.Reading{DeviceID: devices[(n*7)%len(devices)], Timestamp: now, ReceivedAt: now,
-				DataType: "sensor", Payload: json.RawMessage(`{"temperature":21.5,"humidity":40,"battery":97}`),
-				Metadata: json.RawMessage(`{"fw":"1.2.3"}`), MessageID: fmt.Sprint("m-", n)}
+			rs[i] = next()
 		}
 		return rs
-	}
-	cpu0, readable := procstat.CPU(pid)
-	for b.Loop() {
-		if err := s.InsertReadings(b.Context(), batch()); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if cpu1, ok := procstat.CPU(pid); readable && ok {
-		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "backend-µs/batch")
-	}
+	})
 }
 
 // BenchmarkInsertRepeatingBatches is a retry storm: every batch of 14
 // repeats the message ids of 7 readings stored by the batch before.
 func BenchmarkInsertRepeatingBatches(b *testing.B) {
+	var previous []*iotflow.Reading
+	benchmarkBatches(b, func(next func() *iotflow.Reading) []*iotflow.Reading {
+		rs := make([]*iotflow.Reading, 0, 14)
+		for _, p := range previous[min(len(previous), 7):] {
+			again := *p
+			again.ID, again.Duplicate = 0, false
+			rs = append(rs, &again)
+		}
+		for len(rs) < cap(rs) {
+			rs = append(rs, next())
+		}
+		previous = rs
+		return rs
+	})
+}
+
+// benchmarkBatches stores the batches that batch makes, from readings that
+// next makes (each with a new message id, over 100 devices), on one
+// connection, and reports the CPU its backend spent per batch when
+// PostgreSQL runs on this machine.
+func benchmarkBatches(b *testing.B, batch func(next func() *iotflow.Reading) []*iotflow.Reading) {
 	cfg := testConfig(b)
 	cfg.MaxConns = 1
 	s := openTest(b, cfg)
@@ -303,29 +295,17 @@ func BenchmarkInsertRepeatingBatches(b *testing.B) {
 	if err := s.pool.QueryRow(b.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
 		b.Fatal(err)
 	}
-	const size = 14
 	n := 0
-	var previous []*iotflow.Reading
-	batch := func() []*iotflow.Reading {
-		rs := make([]*iotflow.Reading, 0, size)
+	next := func() *iotflow.Reading {
+		n++
 		now := iotflow.Truncate(time.Now())
-		for _, p := range previous[min(len(previous), size/2):] {
-			again := *p
-			again.ID, again.Duplicate = 0, false
-			rs = append(rs, &again)
-		}
-		for len(rs) < size {
-			n++
-			rs = append(rs, &iotflow.Reading{DeviceID: devices[(n*7)%len(devices)], Timestamp: now, ReceivedAt: now,
-				DataType: "sensor", Payload: json.RawMessage(`{"temperature":21.5,"humidity":40,"battery":97}`),
-				Metadata: json.RawMessage(`{"fw":"1.2.3"}`), MessageID: fmt.Sprint("m-", n)})
-		}
-		previous = rs
-		return rs
+		return &iotflow.Reading{DeviceID: devices[(n*7)%len(devices)], Timestamp: now, ReceivedAt: now,
+			DataType: "sensor", Payload: json.RawMessage(`{"temperature":21.5,"humidity":40,"battery":97}`),
+			Metadata: json.RawMessage(`{"fw":"1.2.3"}`), MessageID: fmt.Sprint("m-", n)}
 	}
 	cpu0, readable := procstat.CPU(pid)
 	for b.Loop() {
-		if err := s.InsertReadings(b.Context(), batch()); err != nil {
+		if err := s.InsertReadings(b.Context(), batch(next)); err != nil {
 			b.Fatal(err)
 		}
 	}

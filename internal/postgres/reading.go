@@ -77,7 +77,12 @@ SELECT id, (SELECT ok FROM complete) FROM input ORDER BY ord`
 // message id: a message id the device has stored already, or that an
 // earlier row carries, is skipped by ON CONFLICT, and the pending counts
 // are those of the rows inserted (data-modifying CTEs always run to
-// completion). Skipped rows are resolved to the stored ids by the caller.
+// completion). A skipped row comes back with the stored row it repeats
+// (prev) when the statement's snapshot sees that row: when it was
+// committed before the statement began. The caller resolves the others:
+// a repeat of an earlier row of the same batch from the batch, and one of
+// a row that a concurrent transaction committed meanwhile (ON CONFLICT
+// waited for it) with a second query.
 const insertReadingsDedupSQL = `
 WITH locked AS MATERIALIZED (
 	SELECT id FROM devices WHERE id = ANY($9::bigint[]) ORDER BY id FOR KEY SHARE
@@ -101,8 +106,12 @@ WITH locked AS MATERIALIZED (
 	) c
 	HAVING count(*) > 0
 )
-SELECT i.id, (ins.id IS NOT NULL) AS stored, (SELECT ok FROM complete) AS complete
+SELECT i.id, (ins.id IS NOT NULL) AS stored, (SELECT ok FROM complete) AS complete, prev.id, prev."timestamp"
 FROM input i LEFT JOIN inserted ins ON ins.id = i.id
+LEFT JOIN LATERAL (
+	SELECT t.id, t."timestamp" FROM telemetry_data t
+	WHERE ins.id IS NULL AND t.device_id = i.device_id AND t.message_id = i.message_id
+) prev ON true
 ORDER BY i.ord`
 
 // InsertReadings stores the readings in one transaction, sets their IDs
@@ -128,6 +137,7 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 		counts.add(r.DeviceID, hours[i])
 	}
 	ids, stored := make([]int64, n), make([]bool, n)
+	var prev []*iotflow.Reading // by index: the stored reading a skipped one repeats, when known
 	complete := true
 	devices := uniqueSorted(devs)
 	var (
@@ -138,8 +148,14 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 	dedup := func() error {
 		rows, _ := s.pool.Query(ctx, insertReadingsDedupSQL, devs, ts, recv, types, payloads, metas, msgs, hours, devices)
 		i = 0
-		_, err := pgx.ForEachRow(rows, []any{&id, &ok, &complete}, func() error {
+		prev = make([]*iotflow.Reading, n)
+		var prevID *int64
+		var prevAt *time.Time
+		_, err := pgx.ForEachRow(rows, []any{&id, &ok, &complete, &prevID, &prevAt}, func() error {
 			ids[i], stored[i] = id, ok
+			if prevID != nil && prevAt != nil {
+				prev[i] = &iotflow.Reading{ID: *prevID, Timestamp: prevAt.UTC()}
+			}
 			i++
 			return nil
 		})
@@ -182,7 +198,7 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 	if s.folder != nil {
 		s.folder.wrote.Store(true)
 	}
-	return s.resolveDuplicates(ctx, rs)
+	return s.resolveDuplicates(ctx, rs, prev)
 }
 
 // repeatTracker follows how many of the recent batches that carry message
@@ -225,21 +241,45 @@ func uniqueSorted(ids []int64) []int64 {
 }
 
 // resolveDuplicates gives every reading that was not stored, because its
-// message id was, the stored reading's id and timestamp.
-func (s *Store) resolveDuplicates(ctx context.Context, rs []*iotflow.Reading) error {
-	var devs []int64
-	var msgs []string
-	for _, r := range rs {
-		if r.Duplicate {
-			devs, msgs = append(devs, r.DeviceID), append(msgs, r.MessageID)
-		}
-	}
-	if len(devs) == 0 {
-		return nil
-	}
+// message id was, the stored reading's id and timestamp: prev[i] when the
+// batch statement found it, else the reading of rs that was stored with
+// that message id, else what a lookup finds.
+func (s *Store) resolveDuplicates(ctx context.Context, rs, prev []*iotflow.Reading) error {
 	type msgKey struct {
 		device int64
 		msg    string
+	}
+	var (
+		inBatch    map[msgKey]*iotflow.Reading
+		unresolved []*iotflow.Reading
+		devs       []int64
+		msgs       []string
+	)
+	for i, r := range rs {
+		if !r.Duplicate {
+			continue
+		}
+		if prev != nil && prev[i] != nil {
+			r.ID, r.Timestamp = prev[i].ID, prev[i].Timestamp
+			continue
+		}
+		if inBatch == nil {
+			inBatch = map[msgKey]*iotflow.Reading{}
+			for _, stored := range rs {
+				if !stored.Duplicate && stored.MessageID != "" {
+					inBatch[msgKey{stored.DeviceID, stored.MessageID}] = stored
+				}
+			}
+		}
+		if f, ok := inBatch[msgKey{r.DeviceID, r.MessageID}]; ok {
+			r.ID, r.Timestamp = f.ID, f.Timestamp
+			continue
+		}
+		unresolved = append(unresolved, r)
+		devs, msgs = append(devs, r.DeviceID), append(msgs, r.MessageID)
+	}
+	if len(unresolved) == 0 {
+		return nil
 	}
 	found := map[msgKey]*iotflow.Reading{}
 	rows, _ := s.pool.Query(ctx, `
@@ -259,10 +299,7 @@ func (s *Store) resolveDuplicates(ctx context.Context, rs []*iotflow.Reading) er
 	if err != nil {
 		return wrap(ctx, "look up message ids", err)
 	}
-	for _, r := range rs {
-		if !r.Duplicate {
-			continue
-		}
+	for _, r := range unresolved {
 		f, ok := found[msgKey{r.DeviceID, r.MessageID}]
 		if !ok {
 			// Committed readings are never deleted but with their device.

@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/iotflow/iotflow/internal/iotflow"
 	"github.com/iotflow/iotflow/internal/procstat"
@@ -508,5 +512,108 @@ func TestRepeatStormGoesStraightToDedup(t *testing.T) {
 	}
 	if dev.TelemetryCount != stored {
 		t.Errorf("telemetry_count %d, want %d", dev.TelemetryCount, stored)
+	}
+}
+
+// lookupCounter counts the queries of resolveDuplicates' lookup.
+type lookupCounter struct{ n atomic.Int64 }
+
+func (c *lookupCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, "AS m(device_id, message_id)") {
+		c.n.Add(1)
+	}
+	return ctx
+}
+
+func (c *lookupCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TestRepeatsResolvedByTheBatchStatement: the deduplicating statement
+// itself answers a repeat of a reading committed before it began, and a
+// repeat of an earlier reading of the batch is answered from the batch;
+// only a repeat of a reading that another transaction committed while the
+// statement waited for it costs a second query.
+func TestRepeatsResolvedByTheBatchStatement(t *testing.T) {
+	cfg := testConfig(t)
+	lookups := &lookupCounter{}
+	cfg.ConnConfig.Tracer = lookups
+	s := openTest(t, cfg)
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	d := addDevice(t, s, "repeater")
+	now := iotflow.Truncate(time.Now())
+	withID := func(ts time.Time, id string) *iotflow.Reading {
+		r := reading(d.ID, ts)
+		r.MessageID = id
+		return r
+	}
+	original := withID(now, "m-1")
+	if err := s.InsertReadings(ctx, []*iotflow.Reading{original}); err != nil {
+		t.Fatal(err)
+	}
+	retry := withID(now.Add(time.Second), "m-1")
+	first := withID(now.Add(2*time.Second), "m-2")
+	again := withID(now.Add(3*time.Second), "m-2")
+	if err := s.InsertReadings(ctx, []*iotflow.Reading{retry, first, again}); err != nil {
+		t.Fatal(err)
+	}
+	if !retry.Duplicate || retry.ID != original.ID || !retry.Timestamp.Equal(original.Timestamp) {
+		t.Errorf("retry %+v, want the original %d at %v", retry, original.ID, original.Timestamp)
+	}
+	if first.Duplicate || !again.Duplicate || again.ID != first.ID || !again.Timestamp.Equal(first.Timestamp) {
+		t.Errorf("repeat within the batch: %+v of %+v", again, first)
+	}
+	if n := lookups.n.Load(); n != 0 {
+		t.Errorf("%d lookups after the batch statement, want 0", n)
+	}
+
+	// Another transaction holds m-3 uncommitted; the batch statement
+	// starts, waits for it on the message-id index, and skips the row once
+	// it commits, which its snapshot does not see.
+	s.repeats.rate = 1 // the deduplicating statement goes first
+	other, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(ctx)
+	var otherPID int
+	var otherID int64
+	if err := other.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&otherPID); err != nil {
+		t.Fatal(err)
+	}
+	err = other.QueryRow(ctx, `INSERT INTO telemetry_data (device_id, "timestamp", received_at, data_type, payload, metadata, message_id)
+		VALUES ($1, $2, $2, 'sensor', '{}', '{}', 'm-3') RETURNING id`, d.ID, now).Scan(&otherID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := withID(now.Add(4*time.Second), "m-3")
+	done := make(chan error, 1)
+	go func() { done <- s.InsertReadings(ctx, []*iotflow.Reading{late}) }()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var waiting int
+		err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, otherPID).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the batch statement never waited for the other transaction")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := other.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !late.Duplicate || late.ID != otherID || !late.Timestamp.Equal(now) {
+		t.Errorf("late repeat %+v, want %d at %v", late, otherID, now)
+	}
+	if n := lookups.n.Load(); n != 1 {
+		t.Errorf("%d lookups, want 1 for the reading committed meanwhile", n)
 	}
 }

@@ -81,8 +81,9 @@ SELECT id, (SELECT ok FROM complete) FROM input ORDER BY ord`
 // (prev) when the statement's snapshot sees that row: when it was
 // committed before the statement began. The caller resolves the others:
 // a repeat of an earlier row of the same batch from the batch, and one of
-// a row that a concurrent transaction committed meanwhile (ON CONFLICT
-// waited for it) with a second query.
+// a row that another transaction committed after the statement began
+// with a second query. (OFFSET 0 keeps the subquery from being flattened,
+// so that ins.id IS NULL skips its index lookup for the inserted rows.)
 const insertReadingsDedupSQL = `
 WITH locked AS MATERIALIZED (
 	SELECT id FROM devices WHERE id = ANY($9::bigint[]) ORDER BY id FOR KEY SHARE
@@ -111,6 +112,7 @@ FROM input i LEFT JOIN inserted ins ON ins.id = i.id
 LEFT JOIN LATERAL (
 	SELECT t.id, t."timestamp" FROM telemetry_data t
 	WHERE ins.id IS NULL AND t.device_id = i.device_id AND t.message_id = i.message_id
+	LIMIT 1 OFFSET 0
 ) prev ON true
 ORDER BY i.ord`
 
@@ -272,7 +274,7 @@ func (s *Store) resolveDuplicates(ctx context.Context, rs, prev []*iotflow.Readi
 			}
 		}
 		if f, ok := inBatch[msgKey{r.DeviceID, r.MessageID}]; ok {
-			r.ID, r.Timestamp = f.ID, f.Timestamp
+			r.ID, r.Timestamp = f.ID, iotflow.Truncate(f.Timestamp) // as stored
 			continue
 		}
 		unresolved = append(unresolved, r)

@@ -541,21 +541,26 @@ func TestRepeatsResolvedByTheBatchStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
+	// Another device uses the same message ids, and comes first in the
+	// message-id index: they are its own.
+	e := addDevice(t, s, "bystander")
 	d := addDevice(t, s, "repeater")
 	now := iotflow.Truncate(time.Now())
-	withID := func(ts time.Time, id string) *iotflow.Reading {
-		r := reading(d.ID, ts)
+	withID := func(device int64, ts time.Time, id string) *iotflow.Reading {
+		r := reading(device, ts)
 		r.MessageID = id
 		return r
 	}
-	original := withID(now, "m-1")
-	if err := s.InsertReadings(ctx, []*iotflow.Reading{original}); err != nil {
+	original, others := withID(d.ID, now, "m-1"), withID(e.ID, now.Add(-time.Hour), "m-1")
+	if err := s.InsertReadings(ctx, []*iotflow.Reading{others, original}); err != nil {
 		t.Fatal(err)
 	}
-	retry := withID(now.Add(time.Second), "m-1")
-	first := withID(now.Add(2*time.Second), "m-2")
-	again := withID(now.Add(3*time.Second), "m-2")
-	if err := s.InsertReadings(ctx, []*iotflow.Reading{retry, first, again}); err != nil {
+	retry := withID(d.ID, now.Add(time.Second), "m-1")
+	first := withID(d.ID, now.Add(2*time.Second), "m-2")
+	again := withID(d.ID, now.Add(3*time.Second), "m-2")
+	othersFirst := withID(e.ID, now.Add(4*time.Second), "m-2")
+	plain := reading(d.ID, now) // without a message id: never a repeat
+	if err := s.InsertReadings(ctx, []*iotflow.Reading{retry, first, plain, again, othersFirst}); err != nil {
 		t.Fatal(err)
 	}
 	if !retry.Duplicate || retry.ID != original.ID || !retry.Timestamp.Equal(original.Timestamp) {
@@ -564,6 +569,11 @@ func TestRepeatsResolvedByTheBatchStatement(t *testing.T) {
 	if first.Duplicate || !again.Duplicate || again.ID != first.ID || !again.Timestamp.Equal(first.Timestamp) {
 		t.Errorf("repeat within the batch: %+v of %+v", again, first)
 	}
+	for _, r := range []*iotflow.Reading{othersFirst, plain} {
+		if r.Duplicate || r.ID == 0 || r.ID == first.ID {
+			t.Errorf("%+v taken for a repeat", r)
+		}
+	}
 	if n := lookups.n.Load(); n != 0 {
 		t.Errorf("%d lookups after the batch statement, want 0", n)
 	}
@@ -571,7 +581,9 @@ func TestRepeatsResolvedByTheBatchStatement(t *testing.T) {
 	// Another transaction holds m-3 uncommitted; the batch statement
 	// starts, waits for it on the message-id index, and skips the row once
 	// it commits, which its snapshot does not see.
+	s.repeats.mu.Lock()
 	s.repeats.rate = 1 // the deduplicating statement goes first
+	s.repeats.mu.Unlock()
 	other, err := s.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -587,7 +599,7 @@ func TestRepeatsResolvedByTheBatchStatement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	late := withID(now.Add(4*time.Second), "m-3")
+	late := withID(d.ID, now.Add(5*time.Second), "m-3")
 	done := make(chan error, 1)
 	go func() { done <- s.InsertReadings(ctx, []*iotflow.Reading{late}) }()
 	for deadline := time.Now().Add(10 * time.Second); ; {

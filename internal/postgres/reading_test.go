@@ -261,6 +261,43 @@ func BenchmarkInsertSmallBatches(b *testing.B) {
 	})
 }
 
+// BenchmarkBatchCost splits a batch's cost into what every transaction
+// pays and what each reading adds: batches of 1, 14 and 56 readings, and
+// for reference a bare round trip (SELECT 1, no commit to flush). The
+// backend CPU of size=56 minus size=14, over 42, is the cost of a reading;
+// size=1 less one reading is the cost of a transaction.
+func BenchmarkBatchCost(b *testing.B) {
+	for _, size := range []int{1, 14, 56} {
+		b.Run(fmt.Sprint("size=", size), func(b *testing.B) {
+			benchmarkBatches(b, func(next func() *iotflow.Reading) []*iotflow.Reading {
+				rs := make([]*iotflow.Reading, size)
+				for i := range rs {
+					rs[i] = next()
+				}
+				return rs
+			})
+		})
+	}
+	b.Run("select1", func(b *testing.B) {
+		cfg := testConfig(b)
+		cfg.MaxConns = 1
+		s := openTest(b, cfg)
+		var pid int
+		if err := s.pool.QueryRow(b.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			b.Fatal(err)
+		}
+		cpu0, readable := procstat.CPU(pid)
+		for b.Loop() {
+			if _, err := s.pool.Exec(b.Context(), `SELECT 1`); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if cpu1, ok := procstat.CPU(pid); readable && ok {
+			b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "backend-µs/batch")
+		}
+	})
+}
+
 // BenchmarkInsertRepeatingBatches is a retry storm: every batch of 14
 // repeats the message ids of 7 readings stored by the batch before.
 func BenchmarkInsertRepeatingBatches(b *testing.B) {

@@ -129,8 +129,11 @@ func TestDatabaseOutage(t *testing.T) {
 	proxy := newLinkProxy(t, dbURL.Host)
 	dbURL.Host = proxy.addr()
 	const admin = "outage-admin-token-0123456789"
+	// The cached key of device A must outlive both outages, however long
+	// the recovery in between takes: the heartbeat probe needs it.
 	s := startServer(t, map[string]string{"DATABASE_URL": dbURL.String(), "IOTFLOW_ADMIN_TOKEN": admin,
-		"RATE_LIMIT_PER_MINUTE": "100000", "TELEMETRY_RATE_LIMIT_PER_MINUTE": "100000", "LOG_LEVEL": "ERROR"})
+		"RATE_LIMIT_PER_MINUTE": "100000", "TELEMETRY_RATE_LIMIT_PER_MINUTE": "100000", "LOG_LEVEL": "ERROR",
+		"IOTFLOW_AUTH_CACHE_TTL": "10m"})
 	api := s.base + "/api/v1"
 
 	register := func(name string) (string, float64) {

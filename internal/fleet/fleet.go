@@ -221,16 +221,22 @@ func (s *Service) updateDevice(ctx context.Context, id int64, u iotflow.DeviceUp
 		return nil, err
 	}
 	d, err := s.store.UpdateDevice(ctx, id, u, s.Now())
-	s.auth.forgetDevice(id)
 	if err != nil {
+		// A refused update changed nothing, and one whose outcome is
+		// unknown (the database went away) is bounded by the cache's TTL
+		// like a change made on another node: keeping the device's keys
+		// keeps what needs no database, such as heartbeats, working
+		// through an outage.
 		switch iotflow.ErrorCode(err) {
 		case iotflow.ECONFLICT:
 			return nil, iotflow.Errorf(iotflow.ECONFLICT, "Device name already exists", "Another device is named %q", *u.Name)
 		case iotflow.ENOTFOUND:
+			s.auth.forgetDevice(id)
 			return nil, deviceNotFound(id)
 		}
 		return nil, err
 	}
+	s.auth.forgetDevice(id)
 	s.seen.overlay(d)
 	return d, nil
 }

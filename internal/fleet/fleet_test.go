@@ -11,14 +11,39 @@ import (
 	"github.com/iotflow/iotflow/internal/testdb"
 )
 
-// flakyStore is a real store whose TouchDevices can be made to fail, the
-// one fault a real SQLite file cannot produce on demand and then recover from.
+// flakyStore is a real store whose TouchDevices can be made to fail, and
+// whose database can be made unreachable for the calls that look up or
+// update a device: faults a real SQLite file cannot produce on demand and
+// then recover from.
 type flakyStore struct {
 	iotflow.Store
 	mu      sync.Mutex
 	fail    bool
+	away    bool // DeviceByKeyHash and UpdateDevice fail as with the database down
 	touched int
 	block   chan struct{} // when set, TouchDevices waits on it
+}
+
+var errAway = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "The database is unavailable; try again later.")
+
+func (f *flakyStore) isAway() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.away
+}
+
+func (f *flakyStore) DeviceByKeyHash(ctx context.Context, hash string) (*iotflow.Device, *iotflow.APIKey, error) {
+	if f.isAway() {
+		return nil, nil, errAway
+	}
+	return f.Store.DeviceByKeyHash(ctx, hash)
+}
+
+func (f *flakyStore) UpdateDevice(ctx context.Context, id int64, u iotflow.DeviceUpdate, now time.Time) (*iotflow.Device, error) {
+	if f.isAway() {
+		return nil, errAway
+	}
+	return f.Store.UpdateDevice(ctx, id, u, now)
 }
 
 func (f *flakyStore) TouchDevices(ctx context.Context, seen map[int64]time.Time) error {
@@ -195,5 +220,61 @@ func TestAdminTokens(t *testing.T) {
 	}
 	if _, _, err := svc.CreateAdminToken(ctx, ""); iotflow.ErrorCode(err) != iotflow.EINVALID {
 		t.Errorf("empty name: %v", err)
+	}
+}
+
+// TestUpdatesAndTheAuthCache: a device's cached key is dropped when an
+// update of the device succeeds or finds it gone, and kept when the
+// database could not be reached, so that what needs no database (a
+// heartbeat) keeps working through an outage.
+func TestUpdatesAndTheAuthCache(t *testing.T) {
+	svc, fs, _ := newService(t)
+	ctx := t.Context()
+	d, key, err := svc.Register(ctx, iotflow.NewDevice{Name: "n", DeviceType: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	roof, inactive := "roof", iotflow.StatusInactive
+
+	fs.mu.Lock()
+	fs.away = true
+	fs.mu.Unlock()
+	if _, err := svc.UpdateOwnConfig(ctx, d, iotflow.DeviceUpdate{Location: &roof}); iotflow.ErrorCode(err) != iotflow.EUNAVAILABLE {
+		t.Fatalf("update with the database away: %v", err)
+	}
+	if _, err := svc.Authenticate(ctx, key); err != nil {
+		t.Fatalf("after an update that could not reach the database, the cached key: %v", err)
+	}
+	fs.mu.Lock()
+	fs.away = false
+	fs.mu.Unlock()
+
+	if _, err := svc.UpdateOwnConfig(ctx, d, iotflow.DeviceUpdate{Status: &inactive}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, key); iotflow.ErrorCode(err) != iotflow.EFORBIDDEN {
+		t.Fatalf("after the device deactivated itself: %v, want %s at once", err, iotflow.EFORBIDDEN)
+	}
+
+	// Deleted behind this node's back (another node): an update finds it
+	// gone, and its key goes with it.
+	other, otherKey, err := svc.Register(ctx, iotflow.NewDevice{Name: "o", DeviceType: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, otherKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Store.DeleteDevice(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.UpdateOwnConfig(ctx, other, iotflow.DeviceUpdate{Location: &roof}); iotflow.ErrorCode(err) != iotflow.ENOTFOUND {
+		t.Fatalf("update of a device deleted elsewhere: %v", err)
+	}
+	if _, err := svc.Authenticate(ctx, otherKey); iotflow.ErrorCode(err) != iotflow.EUNAUTHORIZED {
+		t.Fatalf("key of a device found deleted: %v, want %s", err, iotflow.EUNAUTHORIZED)
 	}
 }

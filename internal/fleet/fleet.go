@@ -175,7 +175,7 @@ func (s *Service) AuthenticateKey(ctx context.Context, apiKey string) (*iotflow.
 		s.auth.put(d, key)
 	}
 	now := s.opts.Now()
-	if !iotflow.SecretMatches(apiKey, key.Hash) || !key.Usable(now) {
+	if !iotflow.HashMatches(hash, key.Hash) || !key.Usable(now) {
 		return nil, nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The API key is not valid, or was revoked or has expired")
 	}
 	if d.Status != iotflow.StatusActive {

@@ -87,6 +87,11 @@ func ShownPrefix(secret string) string {
 
 // SecretMatches compares a presented secret with a stored hash in constant time.
 func SecretMatches(secret, hash string) bool {
-	h := HashSecret(secret)
-	return subtle.ConstantTimeCompare([]byte(h), []byte(hash)) == 1
+	return HashMatches(HashSecret(secret), hash)
+}
+
+// HashMatches compares the hash of a presented secret (HashSecret) with a
+// stored hash in constant time, for a caller that has hashed it already.
+func HashMatches(presented, stored string) bool {
+	return subtle.ConstantTimeCompare([]byte(presented), []byte(stored)) == 1
 }

@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,21 @@ type Metrics struct {
 	rateLimited       *prometheus.CounterVec
 	batchReadings     prometheus.Histogram
 	commitDuration    *prometheus.HistogramVec
+
+	// The series of every request, resolved once: looking up a vector's
+	// series by label values hashes them anew each time.
+	requestSeries            sync.Map // requestKey → *requestSeries
+	acceptedNew, acceptedDup prometheus.Counter
+}
+
+type requestKey struct {
+	route, method string
+	status        int
+}
+
+type requestSeries struct {
+	count prometheus.Counter
+	took  prometheus.Observer
 }
 
 // New returns Metrics on a fresh registry, with the Go runtime and process
@@ -75,6 +91,7 @@ func New() *Metrics {
 		m.requests, m.requestDuration, m.telemetryAccepted, m.telemetryRejected,
 		m.rateLimited, m.batchReadings, m.commitDuration,
 	)
+	m.acceptedNew, m.acceptedDup = m.telemetryAccepted.WithLabelValues("false"), m.telemetryAccepted.WithLabelValues("true")
 	return m
 }
 
@@ -92,8 +109,17 @@ func (m *Metrics) Request(route, method string, status int, took time.Duration) 
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.requestDuration.WithLabelValues(route, method).Observe(took.Seconds())
+	k := requestKey{route, method, status}
+	v, ok := m.requestSeries.Load(k)
+	if !ok {
+		v, _ = m.requestSeries.LoadOrStore(k, &requestSeries{
+			count: m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+			took:  m.requestDuration.WithLabelValues(route, method),
+		})
+	}
+	rs := v.(*requestSeries)
+	rs.count.Inc()
+	rs.took.Observe(took.Seconds())
 }
 
 // TelemetryAccepted counts n acknowledged records, of which dup were
@@ -103,10 +129,10 @@ func (m *Metrics) TelemetryAccepted(n, dup int) {
 		return
 	}
 	if n-dup > 0 {
-		m.telemetryAccepted.WithLabelValues("false").Add(float64(n - dup))
+		m.acceptedNew.Add(float64(n - dup))
 	}
 	if dup > 0 {
-		m.telemetryAccepted.WithLabelValues("true").Add(float64(dup))
+		m.acceptedDup.Add(float64(dup))
 	}
 }
 

@@ -34,6 +34,11 @@ environment: PostgreSQL when DATABASE_URL (or DB_HOST) is set, otherwise a
 fresh embedded database in a temporary directory. With --baseline it first
 drives a bare net/http handler (same HTTP and JSON work, no database) the
 same way, in its own process, and prints IoTFlow's throughput as a share of it.
+With --floor (PostgreSQL only) it also drives the durable floor: the bare
+handler made durable in the cheapest way, each reading appended by a minimal
+group commit to a table with only a primary key, and answered once
+committed. No server that keeps that promise on the same database and cores
+does less work, so the floor's share of the bare handler bounds IoTFlow's.
 
 Flags:
 `
@@ -45,6 +50,7 @@ type benchConfig struct {
 	mode            string
 	batchSize       int
 	baseline        bool
+	floor           bool
 	rounds          int
 	serverEnv       []string
 }
@@ -52,6 +58,9 @@ type benchConfig struct {
 func runBench(ctx context.Context, e env, args []string) error {
 	if len(args) > 0 && args[0] == "serve-baseline" {
 		return runBaselineServer(e)
+	}
+	if len(args) > 0 && args[0] == "serve-floor" {
+		return runFloorServer(ctx, e)
 	}
 	if len(args) > 0 && args[0] == "query" {
 		return runBenchQuery(ctx, e, args[1:])
@@ -68,6 +77,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&c.mode, "mode", "single", "single (POST /telemetry) or batch (POST /telemetry/batch)")
 	fs.IntVar(&c.batchSize, "batch-size", 100, "records per batch request in batch mode")
 	fs.BoolVar(&c.baseline, "baseline", false, "also measure the bare net/http handler and print the ratio")
+	fs.BoolVar(&c.floor, "floor", false, "also measure the durable floor (the bare handler with a minimal group commit to DATABASE_URL) and print its ratio")
 	fs.IntVar(&c.rounds, "rounds", 3, "measurements of each target, alternating with --baseline; the median counts")
 	fs.Var(&env, "server-env", "NAME=VALUE for the started server (repeatable), e.g. IOTFLOW_WRITE_BATCH=1")
 	if err := parseFlags(fs, e, args, benchUsage); err != nil {
@@ -80,6 +90,9 @@ func runBench(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("--devices, --connections, --batch-size and --duration must be positive")
 	}
 	c.serverEnv = env
+	if c.floor && e.getenv("DATABASE_URL") == "" {
+		return fmt.Errorf("--floor needs DATABASE_URL: the floor writes to PostgreSQL")
+	}
 
 	fmt.Fprintf(e.stdout, "iotflow bench: mode %s, %d devices, %d connections, %d rounds of %s (each after %s warm-up), %d CPUs\n",
 		c.mode, c.devices, c.conns, c.rounds, c.duration, c.warm, numCPU())
@@ -99,6 +112,16 @@ func runBench(ctx context.Context, e env, args []string) error {
 		for i := range baseKeys {
 			baseKeys[i] = fmt.Sprintf("baseline-key-%d", i)
 		}
+	}
+	var floorURL string
+	var floorPID int
+	if c.floor {
+		child, url, err := spawn(ctx, []string{"bench", "serve-floor"}, nil, regexp.MustCompile(`floor listening on (http://\S+)`))
+		if err != nil {
+			return err
+		}
+		defer stopChild(child)
+		floorURL, floorPID = url, child.Process.Pid
 	}
 	url, token := c.url, c.adminToken
 	pid := 0
@@ -126,8 +149,8 @@ func runBench(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var bases, runs []*benchResult
-	var acked, failed int64
+	var bases, floors, runs []*benchResult
+	var acked, failed, floorAcked int64
 	for round := 1; round <= c.rounds; round++ {
 		if c.baseline {
 			b, err := drive(ctx, baseURL, baseKeys, c, basePID, "")
@@ -136,6 +159,15 @@ func runBench(ctx context.Context, e env, args []string) error {
 			}
 			b.print(e.stdout, fmt.Sprintf("%d bare net/http", round))
 			bases = append(bases, b)
+		}
+		if c.floor {
+			f, err := drive(ctx, floorURL, baseKeys, c, floorPID, "")
+			if err != nil {
+				return err
+			}
+			f.print(e.stdout, fmt.Sprintf("%d durable floor", round))
+			floors = append(floors, f)
+			floorAcked += f.ackedReadings
 		}
 		r, err := drive(ctx, url, keys, c, pid, token)
 		if err != nil {
@@ -157,6 +189,28 @@ func runBench(ctx context.Context, e env, args []string) error {
 		slices.Sort(ratios)
 		fmt.Fprintf(e.stdout, "ratio: median %.1f%% of bare net/http (rounds: %s); medians %.0f vs %.0f req/s\n",
 			ratios[len(ratios)/2], fmtPercents(ratios), med.rps, mb.rps)
+		if c.floor {
+			for i := range floors {
+				ratios[i] = 100 * floors[i].rps / bases[i].rps
+			}
+			slices.Sort(ratios)
+			fmt.Fprintf(e.stdout, "floor: median %.1f%% of bare net/http (rounds: %s); median %.0f req/s\n",
+				ratios[len(ratios)/2], fmtPercents(ratios), median(floors).rps)
+		}
+	}
+	if c.floor {
+		var out struct{ Count int64 }
+		res, err := benchClient.Get(floorURL + "/floor/count")
+		if err == nil {
+			err = jsonDecodeBody(res, &out)
+		}
+		if err != nil {
+			return fmt.Errorf("verify floor: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "verify floor: %d readings acknowledged, %d stored\n", floorAcked, out.Count)
+		if out.Count != floorAcked {
+			return fmt.Errorf("verify floor: stored rows (%d) do not match acknowledged writes (%d)", out.Count, floorAcked)
+		}
 	}
 	if token == "" {
 		fmt.Fprintln(e.stdout, "verify: skipped (no --admin-token)")

@@ -263,9 +263,12 @@ func BenchmarkInsertSmallBatches(b *testing.B) {
 
 // BenchmarkBatchCost splits a batch's cost into what every transaction
 // pays and what each reading adds: batches of 1, 14 and 56 readings, and
-// for reference a bare round trip (SELECT 1, no commit to flush). The
-// backend CPU of size=56 minus size=14, over 42, is the cost of a reading;
-// size=1 less one reading is the cost of a transaction.
+// for reference a bare round trip (SELECT 1, no commit to flush) and the
+// durable floor's batch of 14 (iotflow bench --floor: a table with only a
+// primary key, one INSERT ... SELECT FROM unnest). The backend CPU of
+// size=56 minus size=14, over 42, is the cost of a reading; size=1 less one
+// reading is the cost of a transaction; size=14 against floor is what the
+// schema (indexes, message ids, device check, counts) costs a batch.
 func BenchmarkBatchCost(b *testing.B) {
 	for _, size := range []int{1, 14, 56} {
 		b.Run(fmt.Sprint("size=", size), func(b *testing.B) {
@@ -289,6 +292,37 @@ func BenchmarkBatchCost(b *testing.B) {
 		cpu0, readable := procstat.CPU(pid)
 		for b.Loop() {
 			if _, err := s.pool.Exec(b.Context(), `SELECT 1`); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if cpu1, ok := procstat.CPU(pid); readable && ok {
+			b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "backend-µs/batch")
+		}
+	})
+	b.Run("floor/size=14", func(b *testing.B) {
+		cfg := testConfig(b)
+		cfg.MaxConns = 1
+		s := openTest(b, cfg)
+		var pid int
+		if err := s.pool.QueryRow(b.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.pool.Exec(b.Context(), `CREATE TABLE floor (id BIGSERIAL PRIMARY KEY, device_key TEXT NOT NULL,
+			payload JSONB NOT NULL, received_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
+			b.Fatal(err)
+		}
+		keys, payloads := make([]string, 14), make([]string, 14)
+		n := 0
+		cpu0, readable := procstat.CPU(pid)
+		for b.Loop() {
+			for i := range keys {
+				n++
+				keys[i] = fmt.Sprint("key-", n%100)
+				payloads[i] = fmt.Sprintf(`{"temperature":21.5,"humidity":%d,"battery":97}`, n%60)
+			}
+			rows, _ := s.pool.Query(b.Context(), `INSERT INTO floor (device_key, payload)
+				SELECT k, p::jsonb FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(k, p, o) ORDER BY o RETURNING id`, keys, payloads)
+			if _, err := pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -57,7 +57,7 @@ type benchConfig struct {
 
 func runBench(ctx context.Context, e env, args []string) error {
 	if len(args) > 0 && args[0] == "serve-baseline" {
-		return runBaselineServer(e)
+		return runBaselineServer(ctx, e)
 	}
 	if len(args) > 0 && args[0] == "serve-floor" {
 		return runFloorServer(ctx, e)

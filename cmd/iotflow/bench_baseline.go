@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -69,15 +71,27 @@ func baselineHandler() http.Handler {
 }
 
 // runBaselineServer serves baselineHandler on a free loopback port until
-// the process is stopped; bench starts it as a child process.
-func runBaselineServer(e env) error {
+// ctx ends; bench starts it as a child process.
+func runBaselineServer(ctx context.Context, e env) error {
+	return serveBenchTarget(ctx, e, "baseline", baselineHandler())
+}
+
+// serveBenchTarget serves h on a free loopback port, announced on stdout as
+// "NAME listening on URL", until ctx ends (bench stops its children with
+// SIGTERM), and then closes at once: a bench target has nothing to drain.
+func serveBenchTarget(ctx context.Context, e env, name string, h http.Handler) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "baseline listening on http://%s\n", ln.Addr())
-	srv := &http.Server{Handler: baselineHandler(), ReadHeaderTimeout: 5 * time.Second}
-	return srv.Serve(ln)
+	fmt.Fprintf(e.stdout, "%s listening on http://%s\n", name, ln.Addr())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	defer stop()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // rssKB reads a process's resident set size in KiB from /proc (Linux).

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -50,13 +49,7 @@ func runFloorServer(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "floor listening on http://%s\n", ln.Addr())
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	return srv.Serve(ln)
+	return serveBenchTarget(ctx, e, "floor", h)
 }
 
 // floorHandler creates the floor's table afresh and serves the floor: the
@@ -95,7 +88,12 @@ func floorHandler(ctx context.Context, pool *pgxpool.Pool) (http.Handler, error)
 			http.Error(w, `{"error":"Service busy"}`, http.StatusServiceUnavailable)
 			return
 		}
-		<-j.done
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			http.Error(w, `{"error":"Shutting down"}`, http.StatusServiceUnavailable)
+			return
+		}
 		if j.err != nil {
 			http.Error(w, `{"error":"Service unavailable"}`, http.StatusServiceUnavailable)
 			return

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -146,5 +148,38 @@ func TestFloorNeedsPostgres(t *testing.T) {
 	err := run(context.Background(), []string{"iotflow", "bench", "--floor"}, func(string) string { return "" }, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "--floor needs DATABASE_URL") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// TestBenchTargetStopsWithContext: the bench's own targets (the bare
+// handler, the floor) stop when their context ends, as it does on SIGTERM,
+// instead of making bench wait for its kill timeout.
+func TestBenchTargetStopsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- serveBenchTarget(ctx, env{stdout: w}, "baseline", baselineHandler()) }()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, r)
+	url := strings.TrimSpace(strings.TrimPrefix(line, "baseline listening on "))
+	res, err := http.Post(url+"/api/v1/devices/telemetry", "application/json", strings.NewReader(`{"data":{"t":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("status %d without a key, want 401", res.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serveBenchTarget: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the target did not stop when its context ended")
 	}
 }

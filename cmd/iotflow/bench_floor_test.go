@@ -104,7 +104,7 @@ func TestFloorStoresBeforeAnswering(t *testing.T) {
 // TestFloorConcurrentReadings: readings that arrive together, and so share
 // batches, are each answered with their own stored row.
 func TestFloorConcurrentReadings(t *testing.T) {
-	srv, _ := newFloor(t)
+	srv, pool := newFloor(t)
 	const n = 64
 	ids := make([]int64, n)
 	var wg sync.WaitGroup
@@ -119,12 +119,15 @@ func TestFloorConcurrentReadings(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	seen := map[int64]bool{}
-	for _, id := range ids {
-		if id == 0 || seen[id] {
-			t.Fatalf("ids %v: want %d distinct ids", ids, n)
+	for i, id := range ids {
+		var key string
+		var got int
+		if err := pool.QueryRow(context.Background(), `SELECT device_key, (payload->>'i')::int FROM `+floorTable+` WHERE id = $1`, id).Scan(&key, &got); err != nil {
+			t.Fatalf("reading %d answered with id %d: %v", i, id, err)
 		}
-		seen[id] = true
+		if key != fmt.Sprint("k", i%8) || got != i {
+			t.Fatalf("reading %d answered with id %d, which holds reading %d of %s", i, id, got, key)
+		}
 	}
 	if got := floorCount(t, srv.URL); got != n {
 		t.Fatalf("%d rows stored, want %d", got, n)
@@ -143,11 +146,26 @@ func TestFloorFailedCommitIsNotAcknowledged(t *testing.T) {
 	}
 }
 
-func TestFloorNeedsPostgres(t *testing.T) {
-	var out bytes.Buffer
-	err := run(context.Background(), []string{"iotflow", "bench", "--floor"}, func(string) string { return "" }, &out, &out)
-	if err == nil || !strings.Contains(err.Error(), "--floor needs DATABASE_URL") {
-		t.Fatalf("err %v", err)
+func TestFloorFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		dsn  string
+		want string
+	}{
+		{[]string{"--floor"}, "", "--floor needs DATABASE_URL"},
+		{[]string{"--floor", "--mode", "batch"}, "postgres://127.0.0.1:1/none", "--floor measures single readings only"},
+	} {
+		var out bytes.Buffer
+		getenv := func(k string) string {
+			if k == "DATABASE_URL" {
+				return c.dsn
+			}
+			return ""
+		}
+		err := run(context.Background(), append([]string{"iotflow", "bench"}, c.args...), getenv, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("bench %v: err %v, want %q", c.args, err, c.want)
+		}
 	}
 }
 
@@ -157,6 +175,7 @@ func TestFloorNeedsPostgres(t *testing.T) {
 func TestBenchTargetStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r, w := io.Pipe()
+	defer w.Close()
 	done := make(chan error, 1)
 	go func() { done <- serveBenchTarget(ctx, env{stdout: w}, "baseline", baselineHandler()) }()
 	line, err := bufio.NewReader(r).ReadString('\n')

@@ -28,13 +28,7 @@ func baselineHandler() http.Handler {
 		json.NewEncoder(w).Encode(v)
 	}
 	mux.HandleFunc("POST /api/v1/devices/telemetry", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-API-Key") == "" {
-			http.Error(w, `{"error":"API key required"}`, http.StatusUnauthorized)
-			return
-		}
-		var in fleet.ReadingInput
-		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || len(in.Data) == 0 {
-			http.Error(w, `{"error":"Invalid request"}`, http.StatusBadRequest)
+		if _, _, ok := bareReading(w, r); !ok {
 			return
 		}
 		answer(w, map[string]any{
@@ -68,6 +62,22 @@ func baselineHandler() http.Handler {
 		answer(w, map[string]any{"message": "Telemetry batch stored successfully", "accepted": len(results), "rejected": 0, "results": results})
 	})
 	return mux
+}
+
+// bareReading does the bare handler's work on a telemetry POST, which the
+// floor shares: it reads the key header and decodes the body into the
+// service's own input struct. It answers 401 or 400 itself, and then
+// reports false.
+func bareReading(w http.ResponseWriter, r *http.Request) (key string, in fleet.ReadingInput, ok bool) {
+	if key = r.Header.Get("X-API-Key"); key == "" {
+		http.Error(w, `{"error":"API key required"}`, http.StatusUnauthorized)
+		return "", in, false
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || len(in.Data) == 0 {
+		http.Error(w, `{"error":"Invalid request"}`, http.StatusBadRequest)
+		return "", in, false
+	}
+	return key, in, true
 }
 
 // runBaselineServer serves baselineHandler on a free loopback port until

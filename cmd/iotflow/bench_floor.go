@@ -10,8 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/iotflow/iotflow/internal/fleet"
 )
 
 // The durable floor is the bare handler of bench_baseline.go made durable
@@ -78,14 +76,8 @@ func floorHandler(ctx context.Context, pool *pgxpool.Pool) (http.Handler, error)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/devices/telemetry", func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("X-API-Key")
-		if key == "" {
-			http.Error(w, `{"error":"API key required"}`, http.StatusUnauthorized)
-			return
-		}
-		var in fleet.ReadingInput
-		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || len(in.Data) == 0 {
-			http.Error(w, `{"error":"Invalid request"}`, http.StatusBadRequest)
+		key, in, ok := bareReading(w, r)
+		if !ok {
 			return
 		}
 		j := &floorJob{key: key, payload: in.Data, done: make(chan struct{})}

@@ -282,39 +282,22 @@ func BenchmarkBatchCost(b *testing.B) {
 		})
 	}
 	b.Run("select1", func(b *testing.B) {
-		cfg := testConfig(b)
-		cfg.MaxConns = 1
-		s := openTest(b, cfg)
-		var pid int
-		if err := s.pool.QueryRow(b.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
-			b.Fatal(err)
-		}
-		cpu0, readable := procstat.CPU(pid)
-		for b.Loop() {
+		s, pid := oneBackend(b)
+		loopOnBackend(b, pid, func() {
 			if _, err := s.pool.Exec(b.Context(), `SELECT 1`); err != nil {
 				b.Fatal(err)
 			}
-		}
-		if cpu1, ok := procstat.CPU(pid); readable && ok {
-			b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "backend-µs/batch")
-		}
+		})
 	})
 	b.Run("floor/size=14", func(b *testing.B) {
-		cfg := testConfig(b)
-		cfg.MaxConns = 1
-		s := openTest(b, cfg)
-		var pid int
-		if err := s.pool.QueryRow(b.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
-			b.Fatal(err)
-		}
+		s, pid := oneBackend(b)
 		if _, err := s.pool.Exec(b.Context(), `CREATE TABLE floor (id BIGSERIAL PRIMARY KEY, device_key TEXT NOT NULL,
 			payload JSONB NOT NULL, received_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
 			b.Fatal(err)
 		}
 		keys, payloads := make([]string, 14), make([]string, 14)
 		n := 0
-		cpu0, readable := procstat.CPU(pid)
-		for b.Loop() {
+		loopOnBackend(b, pid, func() {
 			for i := range keys {
 				n++
 				keys[i] = fmt.Sprint("key-", n%100)
@@ -325,11 +308,33 @@ func BenchmarkBatchCost(b *testing.B) {
 			if _, err := pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
 				b.Fatal(err)
 			}
-		}
-		if cpu1, ok := procstat.CPU(pid); readable && ok {
-			b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "backend-µs/batch")
-		}
+		})
 	})
+}
+
+// oneBackend opens a test store of one connection and returns the pid of
+// its backend, whose CPU loopOnBackend measures.
+func oneBackend(b *testing.B) (*Store, int) {
+	cfg := testConfig(b)
+	cfg.MaxConns = 1
+	s := openTest(b, cfg)
+	var pid int
+	if err := s.pool.QueryRow(b.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	return s, pid
+}
+
+// loopOnBackend runs batch b.N times and reports the CPU the backend pid
+// spent per batch, when PostgreSQL runs on this machine.
+func loopOnBackend(b *testing.B, pid int, batch func()) {
+	cpu0, readable := procstat.CPU(pid)
+	for b.Loop() {
+		batch()
+	}
+	if cpu1, ok := procstat.CPU(pid); readable && ok {
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "backend-µs/batch")
+	}
 }
 
 // BenchmarkInsertRepeatingBatches is a retry storm: every batch of 14
@@ -360,19 +365,13 @@ func BenchmarkInsertRepeatingBatches(b *testing.B) {
 // table, and the prepared statement keeps that plan as the table grows
 // until autovacuum next analyses it.
 func benchmarkBatches(b *testing.B, batch func(next func() *iotflow.Reading) []*iotflow.Reading) {
-	cfg := testConfig(b)
-	cfg.MaxConns = 1
-	s := openTest(b, cfg)
+	s, pid := oneBackend(b)
 	if _, err := s.Migrate(b.Context()); err != nil {
 		b.Fatal(err)
 	}
 	devices := make([]int64, 100)
 	for i := range devices {
 		devices[i] = addDevice(b, s, fmt.Sprint("d", i)).ID
-	}
-	var pid int
-	if err := s.pool.QueryRow(b.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
-		b.Fatal(err)
 	}
 	n := 0
 	next := func() *iotflow.Reading {
@@ -394,15 +393,11 @@ func benchmarkBatches(b *testing.B, batch func(next func() *iotflow.Reading) []*
 	if _, err := s.pool.Exec(b.Context(), `ANALYZE telemetry_data`); err != nil {
 		b.Fatal(err)
 	}
-	cpu0, readable := procstat.CPU(pid)
-	for b.Loop() {
+	loopOnBackend(b, pid, func() {
 		if err := s.InsertReadings(b.Context(), batch(next)); err != nil {
 			b.Fatal(err)
 		}
-	}
-	if cpu1, ok := procstat.CPU(pid); readable && ok {
-		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "backend-µs/batch")
-	}
+	})
 }
 
 // TestNoReadingOutlivesItsDevice: readings have no foreign key (migration

@@ -111,7 +111,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 		baseKeys[i] = fmt.Sprintf("baseline-key-%d", i)
 	}
 	if c.baseline {
-		child, url, err := spawn(ctx, []string{"bench", "serve-baseline"}, nil, regexp.MustCompile(`baseline listening on (http://\S+)`))
+		child, url, err := spawnBenchTarget(ctx, "baseline")
 		if err != nil {
 			return err
 		}
@@ -121,7 +121,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 	var floorURL string
 	var floorPID int
 	if c.floor {
-		child, url, err := spawn(ctx, []string{"bench", "serve-floor"}, nil, regexp.MustCompile(`floor listening on (http://\S+)`))
+		child, url, err := spawnBenchTarget(ctx, "floor")
 		if err != nil {
 			return err
 		}
@@ -275,6 +275,13 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 var listenRE = regexp.MustCompile(`listening on (http://\S+)`)
+
+// spawnBenchTarget starts one of bench's own targets ("baseline" or
+// "floor": iotflow bench serve-NAME) and returns it with the address that
+// serveBenchTarget announces.
+func spawnBenchTarget(ctx context.Context, name string) (*exec.Cmd, string, error) {
+	return spawn(ctx, []string{"bench", "serve-" + name}, nil, regexp.MustCompile(regexp.QuoteMeta(name)+` listening on (http://\S+)`))
+}
 
 // spawn starts this program with args as a child process and waits for
 // its address on stdout.

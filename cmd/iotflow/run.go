@@ -23,7 +23,6 @@ Usage:
   iotflow admin create-token   mint an admin bearer token
   iotflow version              print build information
   iotflow healthcheck          exit 0 when the local service is ready (for container health checks)
-  iotflow bench                measure telemetry throughput and latency
 
 Every command takes --help. Configuration comes from the environment and an
 optional .env file in the working directory (the environment wins); see
@@ -44,6 +43,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 1 {
 		cmd, rest = args[1], args[2:]
 	}
+	if cmd == "-h" || cmd == "-help" || cmd == "--help" {
+		cmd = "help" // the program's help lists its commands; 'serve --help' has serve's
+	}
 	if strings.HasPrefix(cmd, "-") { // flags of the default command
 		cmd, rest = "serve", args[1:]
 	}
@@ -60,8 +62,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runVersion(e, rest)
 	case "healthcheck":
 		return runHealthcheck(ctx, e, rest)
-	case "bench":
-		return runBench(ctx, e, rest)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-const benchQueryUsage = `Usage: iotflow bench query [flags]
+const benchQueryUsage = `Usage: iotflow-bench query [flags]
 
 Fills a database with readings spread over --days through the batch endpoint
 (skip with --seed=false on a filled --url server, giving the --keys file the
@@ -27,8 +27,8 @@ to the last byte of the answer.
 Flags:
 `
 
-func runBenchQuery(ctx context.Context, e env, args []string) error {
-	fs := flag.NewFlagSet("bench query", flag.ContinueOnError)
+func runQuery(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("iotflow-bench query", flag.ContinueOnError)
 	url := fs.String("url", "", "an IoTFlow server (default: start one)")
 	token := fs.String("admin-token", "", "admin token of the --url server")
 	devices := fs.Int("devices", 1000, "devices to register")
@@ -38,6 +38,7 @@ func runBenchQuery(ctx context.Context, e env, args []string) error {
 	samples := fs.Int("samples", 2000, "newest-100 reads to time")
 	dashboards := fs.Int("dashboards", 50, "dashboard reads to time")
 	seed := fs.Bool("seed", true, "register devices and store the readings first")
+	server := fs.String("server", "", "the iotflow binary to start without --url (default: iotflow beside iotflow-bench, else in PATH)")
 	keysFile := fs.String("keys", "", "file of the devices' API keys: written when seeding, read with --seed=false")
 	if err := parseFlags(fs, e, args, benchQueryUsage); err != nil {
 		return helpOK(err)
@@ -50,13 +51,17 @@ func runBenchQuery(ctx context.Context, e env, args []string) error {
 	}
 	base, admin := *url, *token
 	if base == "" {
+		bin, err := findServer(*server)
+		if err != nil {
+			return err
+		}
 		dir, err := os.MkdirTemp("", "iotflow-bench-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
 		admin = "bench-" + randomHex(16)
-		child, u, err := spawn(ctx, []string{"serve"}, []string{"IOTFLOW_DATA_DIR=" + dir, "IOTFLOW_ADMIN_TOKEN=" + admin}, listenRE)
+		child, u, err := spawn(ctx, bin, []string{"serve"}, []string{"IOTFLOW_DATA_DIR=" + dir, "IOTFLOW_ADMIN_TOKEN=" + admin}, listenRE)
 		if err != nil {
 			return err
 		}

@@ -162,7 +162,7 @@ func TestFloorFlags(t *testing.T) {
 			}
 			return ""
 		}
-		err := run(context.Background(), append([]string{"iotflow", "bench"}, c.args...), getenv, &out, &out)
+		err := run(context.Background(), append([]string{"iotflow-bench"}, c.args...), getenv, &out, &out)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("bench %v: err %v, want %q", c.args, err, c.want)
 		}

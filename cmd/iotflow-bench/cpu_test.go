@@ -58,8 +58,8 @@ func TestSampleCPUCountsWork(t *testing.T) {
 // refused without one, before anything is started.
 func TestBenchQueryFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"bench", "query", "--keys", filepath.Join(t.TempDir(), "keys")},
-		{"bench", "query", "--seed=false"},
+		{"query", "--keys", filepath.Join(t.TempDir(), "keys")},
+		{"query", "--seed=false"},
 	} {
 		_, _, err := runCmd(t, nil, args...)
 		if err == nil || !strings.Contains(err.Error(), "--url") {

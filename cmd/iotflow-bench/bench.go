@@ -1,36 +1,31 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
-const benchUsage = `Usage: iotflow bench [flags]
+const benchUsage = `Usage: iotflow-bench [flags]
 
 Drives telemetry POSTs at an IoTFlow server and reports requests/s,
 readings/s, latency percentiles, errors and the server's memory; then checks
 that the stored rows equal the acknowledged writes.
 
-'iotflow bench query' measures reads at scale instead (see its --help).
+'iotflow-bench query' measures reads at scale instead (see its --help).
 
-Without --url it starts 'iotflow serve' as a child process with this
-environment: PostgreSQL when DATABASE_URL (or DB_HOST) is set, otherwise a
+Without --url it starts 'iotflow serve' (the binary named by --server) as a
+child process with this environment: PostgreSQL when DATABASE_URL (or DB_HOST) is set, otherwise a
 fresh embedded database in a temporary directory. With --baseline it first
 drives a bare net/http handler (same HTTP and JSON work, no database) the
 same way, in its own process, and prints IoTFlow's throughput as a share of it.
@@ -54,19 +49,11 @@ type benchConfig struct {
 	floor           bool
 	rounds          int
 	serverEnv       []string
+	server          string
 }
 
 func runBench(ctx context.Context, e env, args []string) error {
-	if len(args) > 0 && args[0] == "serve-baseline" {
-		return runBaselineServer(ctx, e)
-	}
-	if len(args) > 0 && args[0] == "serve-floor" {
-		return runFloorServer(ctx, e)
-	}
-	if len(args) > 0 && args[0] == "query" {
-		return runBenchQuery(ctx, e, args[1:])
-	}
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("iotflow-bench", flag.ContinueOnError)
 	var c benchConfig
 	var env multiFlag
 	fs.StringVar(&c.url, "url", "", "an IoTFlow server to drive (default: start one)")
@@ -80,6 +67,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 	fs.BoolVar(&c.baseline, "baseline", false, "also measure the bare net/http handler and print the ratio")
 	fs.BoolVar(&c.floor, "floor", false, "also measure the durable floor (the bare handler with a minimal group commit to DATABASE_URL); with --baseline, print its ratio")
 	fs.IntVar(&c.rounds, "rounds", 3, "measurements of each target, alternating with --baseline; the median counts")
+	fs.StringVar(&c.server, "server", "", "the iotflow binary to start without --url (default: iotflow beside iotflow-bench, else in PATH)")
 	fs.Var(&env, "server-env", "NAME=VALUE for the started server (repeatable), e.g. IOTFLOW_WRITE_BATCH=1")
 	if err := parseFlags(fs, e, args, benchUsage); err != nil {
 		return helpOK(err)
@@ -98,7 +86,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("--floor measures single readings only (--mode single)")
 	}
 
-	fmt.Fprintf(e.stdout, "iotflow bench: mode %s, %d devices, %d connections, %d rounds of %s (each after %s warm-up), %d CPUs\n",
+	fmt.Fprintf(e.stdout, "iotflow-bench: mode %s, %d devices, %d connections, %d rounds of %s (each after %s warm-up), %d CPUs\n",
 		c.mode, c.devices, c.conns, c.rounds, c.duration, c.warm, numCPU())
 
 	// Both servers run side by side, in their own processes; the rounds
@@ -132,6 +120,10 @@ func runBench(ctx context.Context, e env, args []string) error {
 	pid := 0
 	storage := "external"
 	if url == "" {
+		bin, err := findServer(c.server)
+		if err != nil {
+			return err
+		}
 		dir, err := os.MkdirTemp("", "iotflow-bench-")
 		if err != nil {
 			return err
@@ -139,7 +131,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 		defer os.RemoveAll(dir)
 		token = "bench-" + randomHex(16)
 		srvEnv := append([]string{"IOTFLOW_DATA_DIR=" + dir, "IOTFLOW_ADMIN_TOKEN=" + token}, c.serverEnv...)
-		child, u, err := spawn(ctx, []string{"serve"}, srvEnv, listenRE)
+		child, u, err := spawn(ctx, bin, []string{"serve"}, srvEnv, listenRE)
 		if err != nil {
 			return err
 		}
@@ -266,83 +258,6 @@ func fmtPercents(ps []float64) string {
 		parts[i] = fmt.Sprintf("%.1f%%", p)
 	}
 	return strings.Join(parts, " ")
-}
-
-// multiFlag collects a repeated flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
-var listenRE = regexp.MustCompile(`listening on (http://\S+)`)
-
-// spawnBenchTarget starts one of bench's own targets ("baseline" or
-// "floor": iotflow bench serve-NAME) and returns it with the address that
-// serveBenchTarget announces.
-func spawnBenchTarget(ctx context.Context, name string) (*exec.Cmd, string, error) {
-	return spawn(ctx, []string{"bench", "serve-" + name}, nil, regexp.MustCompile(regexp.QuoteMeta(name)+` listening on (http://\S+)`))
-}
-
-// spawn starts this program with args as a child process and waits for
-// its address on stdout.
-func spawn(ctx context.Context, args, env []string, addrRE *regexp.Regexp) (*exec.Cmd, string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, "", err
-	}
-	cmd := exec.Command(exe, args...)
-	// The load comes from one address and a hundred devices far faster than
-	// any device would send: the rate limits are lifted for the benchmark.
-	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT=0", "LOG_FILE=off", "LOG_LEVEL=WARNING",
-		"RATE_LIMIT_PER_MINUTE=100000000", "TELEMETRY_RATE_LIMIT_PER_MINUTE=100000000",
-		"IOTFLOW_REGISTER_RATE_LIMIT_PER_MINUTE=100000000", "IOTFLOW_ADMIN_RATE_LIMIT_PER_MINUTE=100000000",
-		// The load generator speaks plain HTTP to the server it starts,
-		// and needs no second listener.
-		"IOTFLOW_TLS_CERT_FILE=", "IOTFLOW_TLS_KEY_FILE=", "IOTFLOW_METRICS_ADDR=")
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case u := <-found:
-		return cmd, u, nil
-	case <-time.After(30 * time.Second):
-	case <-ctx.Done():
-	}
-	stopChild(cmd)
-	return nil, "", errors.New("the server did not start")
-}
-
-func stopChild(cmd *exec.Cmd) {
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
 }
 
 func randomHex(n int) string {

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"net/http"
 	"strings"
+
+	"github.com/iotflow/iotflow/internal/iotflow"
 )
 
 // What a browser page may send and read. Credentials are never allowed:
@@ -28,7 +30,7 @@ var corsAllowHeaders = map[string]string{
 // refuse OPTIONS with 405; other requests are served as usual, with the
 // CORS headers only when their Origin is allowed, so a browser keeps a
 // page from any other origin from reading the response.
-func cors(origins []string) func(http.Handler) http.Handler {
+func (s *server) cors(origins []string) func(http.Handler) http.Handler {
 	allowed := make(map[string]bool, len(origins))
 	anyOrigin := false
 	for _, o := range origins {
@@ -50,7 +52,7 @@ func cors(origins []string) func(http.Handler) http.Handler {
 			preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 			if !anyOrigin && !allowed[strings.ToLower(origin)] {
 				if preflight {
-					writeJSON(w, http.StatusForbidden, errorBody{Error: "Forbidden", Message: "Origin not allowed"})
+					s.writeError(w, r, iotflow.Errorf(iotflow.EFORBIDDEN, "Forbidden", "Origin not allowed"))
 					return
 				}
 				next.ServeHTTP(w, r)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,7 +79,8 @@ func TestCORS(t *testing.T) {
 				r.Header.Set(tc.headers[i], tc.headers[i+1])
 			}
 			rec := httptest.NewRecorder()
-			cors(tc.origins)(api).ServeHTTP(rec, r)
+			s := &server{Deps: Deps{Logger: slog.New(slog.DiscardHandler)}}
+			s.cors(tc.origins)(api).ServeHTTP(rec, r)
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d; body %s", rec.Code, tc.status, rec.Body)
 			}

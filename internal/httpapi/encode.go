@@ -109,40 +109,40 @@ var statusOf = map[string]int{
 	iotflow.EUNAUTHORIZED: http.StatusUnauthorized,
 	iotflow.EFORBIDDEN:    http.StatusForbidden,
 	iotflow.ENOTFOUND:     http.StatusNotFound,
+	iotflow.EMETHOD:       http.StatusMethodNotAllowed,
 	iotflow.ECONFLICT:     http.StatusConflict,
+	iotflow.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	iotflow.ERATELIMIT:    http.StatusTooManyRequests,
 	iotflow.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	iotflow.EINTERNAL:     http.StatusInternalServerError,
 }
 
-// writeError maps an error to its status and JSON body. Internal errors are
-// logged with their detail; the client sees a generic message.
+// writeError maps an error to its status and JSON body: every error
+// response of the API is written here. Internal errors are logged with
+// their detail; the client sees a generic message.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := iotflow.ErrorCode(err)
-	status, ok := statusOf[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		status = http.StatusRequestEntityTooLarge
-		err = iotflow.Errorf(iotflow.EINVALID, "Payload too large", "The request body exceeds %d bytes", mbe.Limit)
+		err = iotflow.Errorf(iotflow.ETOOLARGE, "Payload too large", "The request body exceeds %d bytes", mbe.Limit)
 	case code == iotflow.EINTERNAL && errors.Is(err, context.Canceled) &&
 		(errors.Is(context.Cause(r.Context()), dbhealth.ErrDown) || s.Database.Down()):
-		status = http.StatusServiceUnavailable
 		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "The database is unreachable; try again later")
 	case code == iotflow.EINTERNAL && errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away (or the server is stopping): nobody reads
 		// this answer, and it is no fault of the service.
-		status = http.StatusServiceUnavailable
 		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Request cancelled", "The request was cancelled before it finished")
 	case code == iotflow.EINTERNAL && errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusServiceUnavailable
 		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "The request took too long; try again later")
 	case code == iotflow.EINTERNAL:
 		s.Logger.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	case code == iotflow.EUNAVAILABLE:
 		s.Logger.WarnContext(r.Context(), "dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	status, ok := statusOf[iotflow.ErrorCode(err)]
+	if !ok {
+		status = http.StatusInternalServerError
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")

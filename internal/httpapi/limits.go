@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/iotflow/iotflow/internal/iotflow"
 	"github.com/iotflow/iotflow/internal/ratelimit"
 )
 
@@ -68,7 +69,7 @@ func (s *server) allow(w http.ResponseWriter, r *http.Request, key string, l rat
 	}
 	s.Logger.Warn("rate limit exceeded", "limit", l.Name, "key", key, "events", n)
 	s.Metrics.RateLimited(l.Name)
-	writeJSON(w, http.StatusTooManyRequests, errorBody{Error: "Rate limit exceeded", Message: msg})
+	s.writeError(w, r, iotflow.Errorf(iotflow.ERATELIMIT, "Rate limit exceeded", "%s", msg))
 	return false
 }
 
@@ -88,8 +89,8 @@ func (s *server) authBlocked(w http.ResponseWriter, r *http.Request) bool {
 	res.Headers(w.Header())
 	s.Logger.Warn("rate limit exceeded", "limit", s.Limits.AuthFailures.Name, "key", clientIP(r))
 	s.Metrics.RateLimited(s.Limits.AuthFailures.Name)
-	writeJSON(w, http.StatusTooManyRequests, errorBody{Error: "Rate limit exceeded",
-		Message: fmt.Sprintf("Too many failed authentications from this address (the %s); retry later", describe(s.Limits.AuthFailures))})
+	s.writeError(w, r, iotflow.Errorf(iotflow.ERATELIMIT, "Rate limit exceeded",
+		"Too many failed authentications from this address (the %s); retry later", describe(s.Limits.AuthFailures)))
 	return true
 }
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -146,8 +147,10 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.Logger.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v)
-				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "Internal server error", Message: "An internal error occurred."})
+				// Formatted, not wrapped: a panic is a fault of the
+				// service whatever its value (a context error included),
+				// and writeError logs it as one.
+				s.writeError(w, r, fmt.Errorf("panic serving request: %v", v))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -169,7 +172,7 @@ func securityHeaders(next http.Handler) http.Handler {
 
 // jsonFallbacks answers unknown routes (404) and wrong methods (405) in
 // the API's JSON error shape instead of the mux's plain text.
-func jsonFallbacks(mux *http.ServeMux) http.Handler {
+func (s *server) jsonFallbacks(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
@@ -181,13 +184,13 @@ func jsonFallbacks(mux *http.ServeMux) http.Handler {
 		switch {
 		case rec.status == http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", rec.header.Get("Allow"))
-			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "Method not allowed",
-				Message: r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + rec.header.Get("Allow")})
+			s.writeError(w, r, iotflow.Errorf(iotflow.EMETHOD, "Method not allowed",
+				"%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, rec.header.Get("Allow")))
 		case rec.status >= 300 && rec.status < 400 && rec.header.Get("Location") != "":
 			w.Header().Set("Location", rec.header.Get("Location"))
 			writeJSON(w, rec.status, map[string]string{"message": "Moved to " + rec.header.Get("Location")})
 		default:
-			writeJSON(w, http.StatusNotFound, errorBody{Error: "Not found", Message: "No endpoint at " + r.Method + " " + r.URL.Path})
+			s.writeError(w, r, iotflow.Errorf(iotflow.ENOTFOUND, "Not found", "No endpoint at %s %s", r.Method, r.URL.Path))
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "embed"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"slices"
@@ -64,8 +65,9 @@ func (s *server) docsPage() http.Handler {
 	if err != nil {
 		// The embedded document is checked by the tests; this is a safety net.
 		s.Logger.Error("cannot render the API docs page", "err", err)
+		err = fmt.Errorf("render the API docs page: %w", err)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusInternalServerError, errorBody{Error: "Internal server error", Message: "An internal error occurred."})
+			s.writeError(w, r, err)
 		})
 	}
 	body := buf.Bytes()

@@ -102,7 +102,7 @@ func NewHandler(d Deps) http.Handler {
 	mux.Handle("GET /api/v1/admin/dashboard", s.admin(s.dashboard))
 	mux.Handle("GET /api/v1/admin/telemetry", s.admin(s.listTelemetry))
 
-	return s.accessLog(s.recoverPanics(s.requestID(securityHeaders(cors(s.CORSOrigins)(jsonFallbacks(mux))))))
+	return s.accessLog(s.recoverPanics(s.requestID(securityHeaders(s.cors(s.CORSOrigins)(s.jsonFallbacks(mux))))))
 }
 
 // The telemetry routes, named because the metrics count their records.

@@ -10,13 +10,16 @@ import (
 
 // Error codes. The HTTP layer maps each to one status code.
 const (
-	ECONFLICT     = "conflict"     // a unique value (device name) is taken
-	EINTERNAL     = "internal"     // a fault of the service; details are logged, never shown
-	EINVALID      = "invalid"      // the request is malformed or fails validation
-	ENOTFOUND     = "not_found"    // the entity does not exist
-	EUNAUTHORIZED = "unauthorized" // credentials are missing or wrong
-	EFORBIDDEN    = "forbidden"    // credentials are valid but not allowed
-	EUNAVAILABLE  = "unavailable"  // a dependency is down; try again later
+	ECONFLICT     = "conflict"           // a unique value (device name) is taken
+	EINTERNAL     = "internal"           // a fault of the service; details are logged, never shown
+	EINVALID      = "invalid"            // the request is malformed or fails validation
+	ENOTFOUND     = "not_found"          // the entity does not exist
+	EUNAUTHORIZED = "unauthorized"       // credentials are missing or wrong
+	EFORBIDDEN    = "forbidden"          // credentials are valid but not allowed
+	EUNAVAILABLE  = "unavailable"        // a dependency is down; try again later
+	ERATELIMIT    = "rate_limit"         // a rate limit was used up; try again later
+	ETOOLARGE     = "too_large"          // the request body is over its size limit
+	EMETHOD       = "method_not_allowed" // the path exists, but not with this method
 )
 
 // Error is the one application error type. Title is a short summary (the
@@ -79,6 +82,12 @@ func ErrorTitle(err error) string {
 		return "Forbidden"
 	case EUNAVAILABLE:
 		return "Service unavailable"
+	case ERATELIMIT:
+		return "Rate limit exceeded"
+	case ETOOLARGE:
+		return "Payload too large"
+	case EMETHOD:
+		return "Method not allowed"
 	}
 	return "Internal server error"
 }

@@ -83,13 +83,13 @@ func bareReading(w http.ResponseWriter, r *http.Request) (key string, in fleet.R
 // runBaselineServer serves baselineHandler on a free loopback port until
 // ctx ends; bench starts it as a child process.
 func runBaselineServer(ctx context.Context, e env) error {
-	return serveBenchTarget(ctx, e, "baseline", baselineHandler())
+	return serveTarget(ctx, e, "baseline", baselineHandler())
 }
 
-// serveBenchTarget serves h on a free loopback port, announced on stdout as
+// serveTarget serves h on a free loopback port, announced on stdout as
 // "NAME listening on URL", until ctx ends (bench stops its children with
 // SIGTERM), and then closes at once: a bench target has nothing to drain.
-func serveBenchTarget(ctx context.Context, e env, name string, h http.Handler) error {
+func serveTarget(ctx context.Context, e env, name string, h http.Handler) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

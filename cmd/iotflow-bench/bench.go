@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,16 +24,19 @@ that the stored rows equal the acknowledged writes.
 'iotflow-bench query' measures reads at scale instead (see its --help).
 
 Without --url it starts 'iotflow serve' (the binary named by --server) as a
-child process with this environment: PostgreSQL when DATABASE_URL (or DB_HOST) is set, otherwise a
-fresh embedded database in a temporary directory. With --baseline it first
-drives a bare net/http handler (same HTTP and JSON work, no database) the
-same way, in its own process, and prints IoTFlow's throughput as a share of it.
-With --floor (PostgreSQL only) it also drives the durable floor: the bare
-handler made durable about as cheaply as possible, each reading appended by
-a minimal group commit to a table with only a primary key (created afresh in
-DATABASE_URL's database as iotflow_bench_floor, dropped at the end), and
+child process in a fresh temporary directory, with a clean environment:
+none of this shell's variables but PATH, and no .env file. Its database is
+the PostgreSQL of --database, else an embedded SQLite in that directory.
+
+With --baseline it first drives a bare net/http handler (same HTTP and JSON
+work, no database) the same way, in its own process, and prints IoTFlow's
+throughput as a share of it. With --floor it also drives the durable floor:
+the bare handler made durable about as cheaply as possible, each reading
+appended by a minimal group commit to a table with only a primary key, and
 answered once committed: a practical bound on what a durable server, and so
-IoTFlow, can reach on the machine.
+IoTFlow, can reach on the machine. The floor needs --floor-database, a
+PostgreSQL database where it creates its table iotflow_bench_floor afresh
+and drops it at the end; it touches nothing else there.
 
 Flags:
 `
@@ -48,14 +50,13 @@ type benchConfig struct {
 	baseline        bool
 	floor           bool
 	rounds          int
-	serverEnv       []string
-	server          string
+	srv             serverFlags
+	floorDatabase   string
 }
 
 func runBench(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("iotflow-bench", flag.ContinueOnError)
 	var c benchConfig
-	var env multiFlag
 	fs.StringVar(&c.url, "url", "", "an IoTFlow server to drive (default: start one)")
 	fs.StringVar(&c.adminToken, "admin-token", "", "admin token of the --url server, to verify stored rows")
 	fs.IntVar(&c.devices, "devices", 100, "devices to register and write as")
@@ -65,10 +66,10 @@ func runBench(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&c.mode, "mode", "single", "single (POST /telemetry) or batch (POST /telemetry/batch)")
 	fs.IntVar(&c.batchSize, "batch-size", 100, "records per batch request in batch mode")
 	fs.BoolVar(&c.baseline, "baseline", false, "also measure the bare net/http handler and print the ratio")
-	fs.BoolVar(&c.floor, "floor", false, "also measure the durable floor (the bare handler with a minimal group commit to DATABASE_URL); with --baseline, print its ratio")
+	fs.BoolVar(&c.floor, "floor", false, "also measure the durable floor (the bare handler with a minimal group commit to --floor-database); with --baseline, print its ratio")
+	fs.StringVar(&c.floorDatabase, "floor-database", "", "PostgreSQL URL where --floor creates and drops its table "+floorTable)
 	fs.IntVar(&c.rounds, "rounds", 3, "measurements of each target, alternating with --baseline; the median counts")
-	fs.StringVar(&c.server, "server", "", "the iotflow binary to start without --url (default: iotflow beside iotflow-bench, else in PATH)")
-	fs.Var(&env, "server-env", "NAME=VALUE for the started server (repeatable), e.g. IOTFLOW_WRITE_BATCH=1")
+	c.srv.register(fs)
 	if err := parseFlags(fs, e, args, benchUsage); err != nil {
 		return helpOK(err)
 	}
@@ -78,9 +79,14 @@ func runBench(ctx context.Context, e env, args []string) error {
 	if c.devices < 1 || c.conns < 1 || c.batchSize < 1 || c.duration <= 0 || c.rounds < 1 {
 		return fmt.Errorf("--devices, --connections, --batch-size and --duration must be positive")
 	}
-	c.serverEnv = env
-	if c.floor && e.getenv("DATABASE_URL") == "" {
-		return fmt.Errorf("--floor needs DATABASE_URL: the floor writes to PostgreSQL")
+	if err := c.srv.check(c.url); err != nil {
+		return err
+	}
+	if c.floor && c.floorDatabase == "" {
+		return fmt.Errorf("--floor needs --floor-database URL: a PostgreSQL database where the floor creates and drops its table %s", floorTable)
+	}
+	if c.floorDatabase != "" && !c.floor {
+		return fmt.Errorf("--floor-database is for --floor")
 	}
 	if c.floor && c.mode != "single" {
 		return fmt.Errorf("--floor measures single readings only (--mode single)")
@@ -99,7 +105,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 		baseKeys[i] = fmt.Sprintf("baseline-key-%d", i)
 	}
 	if c.baseline {
-		child, url, err := spawnBenchTarget(ctx, "baseline")
+		child, url, err := spawnTarget(ctx, e, "baseline", nil)
 		if err != nil {
 			return err
 		}
@@ -109,7 +115,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 	var floorURL string
 	var floorPID int
 	if c.floor {
-		child, url, err := spawnBenchTarget(ctx, "floor")
+		child, url, err := spawnTarget(ctx, e, "floor", []string{floorDatabaseEnv + "=" + c.floorDatabase})
 		if err != nil {
 			return err
 		}
@@ -120,27 +126,12 @@ func runBench(ctx context.Context, e env, args []string) error {
 	pid := 0
 	storage := "external"
 	if url == "" {
-		bin, err := findServer(c.server)
+		srv, err := startServer(ctx, e, c.srv)
 		if err != nil {
 			return err
 		}
-		dir, err := os.MkdirTemp("", "iotflow-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		token = "bench-" + randomHex(16)
-		srvEnv := append([]string{"IOTFLOW_DATA_DIR=" + dir, "IOTFLOW_ADMIN_TOKEN=" + token}, c.serverEnv...)
-		child, u, err := spawn(ctx, bin, []string{"serve"}, srvEnv, listenRE)
-		if err != nil {
-			return err
-		}
-		defer stopChild(child)
-		url, pid = u, child.Process.Pid
-		storage = "sqlite"
-		if e.getenv("DATABASE_URL") != "" || e.getenv("DB_HOST") != "" {
-			storage = "postgres"
-		}
+		defer srv.stop()
+		url, pid, token, storage = srv.url, srv.pid(), srv.token, srv.storage
 	}
 	keys, ids, err := registerDevices(ctx, url, c.devices)
 	if err != nil {

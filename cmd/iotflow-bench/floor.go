@@ -22,8 +22,9 @@ import (
 // least this much, so the floor's share of the bare handler is a practical
 // bound on what IoTFlow, which does all of it and much more, can reach.
 
-// floorTable is created afresh by each floor server, in DATABASE_URL's
-// database, and dropped when the server stops.
+// floorTable is created afresh by each floor server, in the database of
+// --floor-database, and dropped when the server stops: the only table the
+// floor touches there.
 const floorTable = "iotflow_bench_floor"
 
 type floorJob struct {
@@ -35,9 +36,9 @@ type floorJob struct {
 }
 
 func runFloorServer(ctx context.Context, e env) error {
-	dsn := e.getenv("DATABASE_URL")
+	dsn := e.getenv(floorDatabaseEnv)
 	if dsn == "" {
-		return errors.New("serve-floor needs DATABASE_URL")
+		return errors.New("serve-floor needs " + floorDatabaseEnv + ": iotflow-bench --floor passes it")
 	}
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
@@ -48,7 +49,7 @@ func runFloorServer(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	err = serveBenchTarget(ctx, e, "floor", h)
+	err = serveTarget(ctx, e, "floor", h)
 	drop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, dropErr := pool.Exec(drop, `DROP TABLE IF EXISTS `+floorTable); err == nil {

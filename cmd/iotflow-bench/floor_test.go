@@ -146,25 +146,22 @@ func TestFloorFailedCommitIsNotAcknowledged(t *testing.T) {
 	}
 }
 
+// TestFloorFlags: the floor is refused before anything starts unless it is
+// given its own database; a DATABASE_URL in the environment does not do.
 func TestFloorFlags(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": "postgres://127.0.0.1:1/production"}
 	for _, c := range []struct {
 		args []string
-		dsn  string
 		want string
 	}{
-		{[]string{"--floor"}, "", "--floor needs DATABASE_URL"},
-		{[]string{"--floor", "--mode", "batch"}, "postgres://127.0.0.1:1/none", "--floor measures single readings only"},
+		{[]string{"--floor"}, "--floor needs --floor-database"},
+		{[]string{"--floor", "--database", "postgres://127.0.0.1:1/none"}, "--floor needs --floor-database"},
+		{[]string{"--floor-database", "postgres://127.0.0.1:1/none"}, "--floor-database is for --floor"},
+		{[]string{"--floor", "--floor-database", "postgres://127.0.0.1:1/none", "--mode", "batch"}, "--floor measures single readings only"},
 	} {
-		var out bytes.Buffer
-		getenv := func(k string) string {
-			if k == "DATABASE_URL" {
-				return c.dsn
-			}
-			return ""
-		}
-		err := run(context.Background(), append([]string{"iotflow-bench"}, c.args...), getenv, &out, &out)
+		_, _, err := runCmd(t, env, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("bench %v: err %v, want %q", c.args, err, c.want)
+			t.Errorf("%v: err %v, want %q", c.args, err, c.want)
 		}
 	}
 }
@@ -177,7 +174,7 @@ func TestBenchTargetStopsWithContext(t *testing.T) {
 	r, w := io.Pipe()
 	defer w.Close()
 	done := make(chan error, 1)
-	go func() { done <- serveBenchTarget(ctx, env{stdout: w}, "baseline", baselineHandler()) }()
+	go func() { done <- serveTarget(ctx, env{stdout: w}, "baseline", baselineHandler()) }()
 	line, err := bufio.NewReader(r).ReadString('\n')
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +193,7 @@ func TestBenchTargetStopsWithContext(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("serveBenchTarget: %v", err)
+			t.Fatalf("serveTarget: %v", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the target did not stop when its context ended")

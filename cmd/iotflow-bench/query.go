@@ -38,10 +38,14 @@ func runQuery(ctx context.Context, e env, args []string) error {
 	samples := fs.Int("samples", 2000, "newest-100 reads to time")
 	dashboards := fs.Int("dashboards", 50, "dashboard reads to time")
 	seed := fs.Bool("seed", true, "register devices and store the readings first")
-	server := fs.String("server", "", "the iotflow binary to start without --url (default: iotflow beside iotflow-bench, else in PATH)")
 	keysFile := fs.String("keys", "", "file of the devices' API keys: written when seeding, read with --seed=false")
+	var srvFlags serverFlags
+	srvFlags.register(fs)
 	if err := parseFlags(fs, e, args, benchQueryUsage); err != nil {
 		return helpOK(err)
+	}
+	if err := srvFlags.check(*url); err != nil {
+		return err
 	}
 	if *keysFile != "" && *url == "" {
 		return fmt.Errorf("--keys needs --url: the server bench query starts itself is deleted when it ends")
@@ -51,22 +55,12 @@ func runQuery(ctx context.Context, e env, args []string) error {
 	}
 	base, admin := *url, *token
 	if base == "" {
-		bin, err := findServer(*server)
+		srv, err := startServer(ctx, e, srvFlags)
 		if err != nil {
 			return err
 		}
-		dir, err := os.MkdirTemp("", "iotflow-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		admin = "bench-" + randomHex(16)
-		child, u, err := spawn(ctx, bin, []string{"serve"}, []string{"IOTFLOW_DATA_DIR=" + dir, "IOTFLOW_ADMIN_TOKEN=" + admin}, listenRE)
-		if err != nil {
-			return err
-		}
-		defer stopChild(child)
-		base = u
+		defer srv.stop()
+		base, admin = srv.url, srv.token
 	}
 	var keys []string
 	if *seed {

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +15,97 @@ import (
 	"time"
 )
 
-var listenRE = regexp.MustCompile(`listening on (http://\S+)`)
+// serverFlags say how to start the IoTFlow server under test when no --url
+// is given.
+type serverFlags struct {
+	server   string    // the iotflow binary; "" to look for one
+	database string    // DATABASE_URL of the server; "" for its embedded SQLite
+	env      multiFlag // further NAME=VALUE entries of its environment
+}
+
+func (f *serverFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.server, "server", "", "the iotflow binary to start without --url (default: iotflow beside iotflow-bench, else in PATH)")
+	fs.StringVar(&f.database, "database", "", "PostgreSQL URL for the started server (default: its embedded SQLite in a temporary directory)")
+	fs.Var(&f.env, "server-env", "NAME=VALUE for the started server (repeatable), e.g. IOTFLOW_WRITE_BATCH=1")
+}
+
+// check refuses server flags beside --url: they would be ignored.
+func (f *serverFlags) check(url string) error {
+	if url != "" && (f.server != "" || f.database != "" || len(f.env) > 0) {
+		return errors.New("--server, --database and --server-env configure the server iotflow-bench starts; they do not apply with --url")
+	}
+	return nil
+}
+
+// iotflowServer is an 'iotflow serve' started by the bench.
+type iotflowServer struct {
+	cmd     *exec.Cmd
+	dir     string // its working directory, data directory included
+	url     string
+	storage string // as the server announced it: sqlite or postgres
+	token   string // its admin token
+}
+
+// serveRE finds the address and the storage in the line serve prints once
+// it listens.
+var serveRE = regexp.MustCompile(`listening on (http://\S+)(?: \(storage: (\w+))?`)
+
+// startServer starts 'iotflow serve' in a fresh temporary directory with a
+// clean environment: see serverCommand.
+func startServer(ctx context.Context, e env, f serverFlags) (*iotflowServer, error) {
+	bin, err := findServer(f.server)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "iotflow-bench-")
+	if err != nil {
+		return nil, err
+	}
+	s := &iotflowServer{dir: dir, token: "bench-" + randomHex(16)}
+	s.cmd = serverCommand(bin, dir, s.token, f, e.getenv("PATH"))
+	m, err := start(ctx, s.cmd, e.stderr, serveRE)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start %s serve: %w", bin, err)
+	}
+	s.url, s.storage = m[1], m[2]
+	return s, nil
+}
+
+func (s *iotflowServer) pid() int { return s.cmd.Process.Pid }
+
+// stop ends the server and removes its directory.
+func (s *iotflowServer) stop() {
+	stopChild(s.cmd)
+	os.RemoveAll(s.dir)
+}
+
+// serverCommand is 'bin serve' with an explicit environment and dir as its
+// working directory. Nothing of the caller's environment reaches it but
+// PATH: a DATABASE_URL or DB_HOST exported for other work must not bring
+// the benchmark's devices into that database, and a .env file where the
+// bench is run must not configure the server (serve reads ./.env). Its
+// database is f.database, else the embedded SQLite under dir.
+func serverCommand(bin, dir, token string, f serverFlags, path string) *exec.Cmd {
+	cmd := exec.Command(bin, "serve")
+	cmd.Dir = dir
+	cmd.Env = []string{
+		"HOST=127.0.0.1", "PORT=0", "LOG_FILE=off", "LOG_LEVEL=WARNING",
+		"IOTFLOW_DATA_DIR=" + filepath.Join(dir, "data"), "IOTFLOW_ADMIN_TOKEN=" + token,
+		// The load comes from one address and a hundred devices far faster
+		// than any device would send: the rate limits are lifted.
+		"RATE_LIMIT_PER_MINUTE=100000000", "TELEMETRY_RATE_LIMIT_PER_MINUTE=100000000",
+		"IOTFLOW_REGISTER_RATE_LIMIT_PER_MINUTE=100000000", "IOTFLOW_ADMIN_RATE_LIMIT_PER_MINUTE=100000000",
+	}
+	if path != "" {
+		cmd.Env = append(cmd.Env, "PATH="+path)
+	}
+	if f.database != "" {
+		cmd.Env = append(cmd.Env, "DATABASE_URL="+f.database)
+	}
+	cmd.Env = append(cmd.Env, f.env...) // last wins
+	return cmd
+}
 
 // findServer returns the iotflow executable to start: the one named by
 // --server, else an iotflow beside this program, else iotflow in PATH.
@@ -21,7 +113,7 @@ func findServer(named string) (string, error) {
 	if named != "" {
 		path, err := exec.LookPath(named)
 		if err != nil {
-			return "", fmt.Errorf("--server %s: %w", named, err)
+			return "", fmt.Errorf("--server: %w", err)
 		}
 		return filepath.Abs(path)
 	}
@@ -38,58 +130,70 @@ func findServer(named string) (string, error) {
 		"'go build -o iotflow ./cmd/iotflow' and name it with --server, or give --url")
 }
 
-// spawnBenchTarget starts one of the bench's own targets ("baseline" or
-// "floor": iotflow-bench serve-NAME) and returns it with the address that
-// serveBenchTarget announces.
-func spawnBenchTarget(ctx context.Context, name string) (*exec.Cmd, string, error) {
+// floorDatabaseEnv carries the floor's database to its process.
+const floorDatabaseEnv = "IOTFLOW_BENCH_FLOOR_DATABASE"
+
+// targetCommand is one of the bench's own targets ("baseline" or "floor":
+// iotflow-bench serve-NAME), with only env as its environment.
+func targetCommand(self, name string, env []string) *exec.Cmd {
+	cmd := exec.Command(self, "serve-"+name)
+	cmd.Env = append([]string{}, env...) // never nil: nil would inherit ours
+	cmd.Dir = os.TempDir()
+	return cmd
+}
+
+// spawnTarget starts one of the bench's own targets and returns it with
+// the address that serveTarget announces.
+func spawnTarget(ctx context.Context, e env, name string, env []string) (*exec.Cmd, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", err
 	}
-	return spawn(ctx, self, []string{"serve-" + name}, nil, regexp.MustCompile(regexp.QuoteMeta(name)+` listening on (http://\S+)`))
+	cmd := targetCommand(self, name, env)
+	m, err := start(ctx, cmd, e.stderr, regexp.MustCompile(regexp.QuoteMeta(name)+` listening on (http://\S+)`))
+	if err != nil {
+		return nil, "", fmt.Errorf("start the %s: %w", name, err)
+	}
+	return cmd, m[1], nil
 }
 
-// spawn starts exe with args as a child process and waits for its
-// address on stdout.
-func spawn(ctx context.Context, exe string, args, env []string, addrRE *regexp.Regexp) (*exec.Cmd, string, error) {
-	cmd := exec.Command(exe, args...)
-	// The load comes from one address and a hundred devices far faster than
-	// any device would send: the rate limits are lifted for the benchmark.
-	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT=0", "LOG_FILE=off", "LOG_LEVEL=WARNING",
-		"RATE_LIMIT_PER_MINUTE=100000000", "TELEMETRY_RATE_LIMIT_PER_MINUTE=100000000",
-		"IOTFLOW_REGISTER_RATE_LIMIT_PER_MINUTE=100000000", "IOTFLOW_ADMIN_RATE_LIMIT_PER_MINUTE=100000000",
-		// The load generator speaks plain HTTP to the server it starts,
-		// and needs no second listener.
-		"IOTFLOW_TLS_CERT_FILE=", "IOTFLOW_TLS_KEY_FILE=", "IOTFLOW_METRICS_ADDR=")
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Stderr = os.Stderr
+// start starts cmd and waits for a line of its stdout that addrRE
+// matches, and returns the match; the rest of stdout is discarded.
+func start(ctx context.Context, cmd *exec.Cmd, stderr io.Writer, addrRE *regexp.Regexp) ([]string, error) {
+	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	found := make(chan string, 1)
+	found := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {
-				case found <- m[1]:
+				case found <- m:
 				default:
 				}
 			}
 		}
+		close(found) // stdout ended: the process is gone
 	}()
 	select {
-	case u := <-found:
-		return cmd, u, nil
+	case m, ok := <-found:
+		if ok {
+			return m, nil
+		}
+		err = errors.New("it exited before listening")
 	case <-time.After(30 * time.Second):
+		err = errors.New("it did not listen within 30s")
 	case <-ctx.Done():
+		err = ctx.Err()
 	}
 	stopChild(cmd)
-	return nil, "", errors.New("the server did not start")
+	return nil, err
 }
 
 func stopChild(cmd *exec.Cmd) {

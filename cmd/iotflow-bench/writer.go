@@ -1,14 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // writerStats are the write pipeline's counters, read from the server's
@@ -54,6 +54,7 @@ func scrapeWriter(ctx context.Context, url, token string) (writerStats, bool) {
 		return writerStats{}, false
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", string(expfmt.FmtText)) // the text format, not OpenMetrics
 	res, err := benchClient.Do(req)
 	if err != nil {
 		return writerStats{}, false
@@ -65,42 +66,38 @@ func scrapeWriter(ctx context.Context, url, token string) (writerStats, bool) {
 	return parseWriterStats(res.Body)
 }
 
-// parseWriterStats picks the pipeline's counters out of the Prometheus text
-// format; the commit time sums the series of every result.
+// parseWriterStats reads the pipeline's counters from the Prometheus text
+// format with the Prometheus client's own parser: the batch-size histogram
+// gives transactions and readings, the commit-duration histogram the time,
+// summed over every result (ok and error). ok is false when either
+// histogram is missing.
 func parseWriterStats(r io.Reader) (writerStats, bool) {
-	var st writerStats
-	found := 0
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		metric, _, _ := strings.Cut(name, "{")
-		var dst *float64
-		switch metric {
-		case "iotflow_write_batch_readings_sum":
-			dst = &st.readings
-		case "iotflow_write_batch_readings_count":
-			dst = &st.transactions
-		case "iotflow_write_commit_duration_seconds_sum":
-			dst = &st.seconds
-		default:
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			continue
-		}
-		*dst += v
-		found++
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return writerStats{}, false
 	}
-	return st, found >= 3 && sc.Err() == nil
+	batches, commits := families["iotflow_write_batch_readings"], families["iotflow_write_commit_duration_seconds"]
+	if len(batches.GetMetric()) == 0 || len(commits.GetMetric()) == 0 {
+		return writerStats{}, false
+	}
+	var st writerStats
+	for _, m := range batches.GetMetric() {
+		h := m.GetHistogram()
+		if h == nil {
+			return writerStats{}, false
+		}
+		st.transactions += float64(h.GetSampleCount())
+		st.readings += h.GetSampleSum()
+	}
+	for _, m := range commits.GetMetric() {
+		h := m.GetHistogram()
+		if h == nil {
+			return writerStats{}, false
+		}
+		st.seconds += h.GetSampleSum()
+	}
+	return st, true
 }
 
 func (u writerUse) String() string {

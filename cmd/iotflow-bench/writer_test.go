@@ -1,28 +1,36 @@
 package main
 
 import (
+	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iotflow/iotflow/internal/metrics"
 )
 
+// TestParseWriterStats reads what the server's own registry serves.
 func TestParseWriterStats(t *testing.T) {
-	text := `# HELP iotflow_write_batch_readings Readings per committed transaction.
-# TYPE iotflow_write_batch_readings histogram
-iotflow_write_batch_readings_bucket{le="1"} 3
-iotflow_write_batch_readings_sum 1240
-iotflow_write_batch_readings_count 100
-iotflow_write_commit_duration_seconds_bucket{result="ok",le="0.001"} 10
-iotflow_write_commit_duration_seconds_sum{result="error"} 0.5
-iotflow_write_commit_duration_seconds_sum{result="ok"} 0.2
-iotflow_write_commit_duration_seconds_count{result="ok"} 99
-go_goroutines 12
-`
-	a, ok := parseWriterStats(strings.NewReader(text))
-	if !ok || a != (writerStats{transactions: 100, readings: 1240, seconds: 0.7}) {
-		t.Fatalf("parseWriterStats = %+v, %v", a, ok)
+	m := metrics.New()
+	scrape := func() (writerStats, bool) {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return parseWriterStats(rec.Body)
 	}
-	b := writerStats{transactions: 300, readings: 3740, seconds: 1.7}
+	if _, ok := scrape(); ok {
+		t.Fatal("parseWriterStats found commit times before any commit")
+	}
+	// Times exact in binary, so that the sums below are too.
+	m.Commit(4, 125*time.Millisecond, nil)
+	m.Commit(8, 250*time.Millisecond, nil)
+	m.Commit(5, 625*time.Millisecond, errors.New("connection refused")) // its time counts; its readings were not stored
+	a, ok := scrape()
+	if !ok || a != (writerStats{transactions: 2, readings: 12, seconds: 1}) {
+		t.Fatalf("parseWriterStats = %+v, %v; want 2 transactions, 12 readings, 1s", a, ok)
+	}
+
+	b := writerStats{transactions: 202, readings: 2512, seconds: 2.0}
 	use, ok := a.between(b, 2*time.Second)
 	if !ok || use.perTransaction != 12.5 || use.perCommit != 5*time.Millisecond || use.busy != 0.5 {
 		t.Errorf("between = %+v, %v; want 12.5 readings, 5ms, 50%% busy", use, ok)
@@ -30,7 +38,12 @@ go_goroutines 12
 	if _, ok := a.between(a, time.Second); ok {
 		t.Error("between reported use over a window without transactions")
 	}
-	if _, ok := parseWriterStats(strings.NewReader("go_goroutines 12\n")); ok {
-		t.Error("parseWriterStats found the pipeline's counters in metrics without them")
+	for _, text := range []string{
+		"go_goroutines 12\n",
+		"iotflow_write_batch_readings_sum{", // not the text format
+	} {
+		if _, ok := parseWriterStats(strings.NewReader(text)); ok {
+			t.Errorf("parseWriterStats found the pipeline's counters in %q", text)
+		}
 	}
 }

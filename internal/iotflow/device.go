@@ -82,12 +82,12 @@ func (n *NewDevice) Validate() error {
 		return Errorf(EINVALID, "Validation error", "Field 'device_type' is required and must not be blank")
 	}
 	return firstError(
-		checkLen("name", n.Name, MaxNameLen),
-		checkLen("description", n.Description, MaxDescriptionLen),
-		checkLen("device_type", n.DeviceType, MaxDeviceTypeLen),
-		checkLen("location", n.Location, MaxLocationLen),
-		checkLen("firmware_version", n.FirmwareVersion, MaxVersionLen),
-		checkLen("hardware_version", n.HardwareVersion, MaxVersionLen),
+		CheckText("name", n.Name, MaxNameLen),
+		CheckText("description", n.Description, MaxDescriptionLen),
+		CheckText("device_type", n.DeviceType, MaxDeviceTypeLen),
+		CheckText("location", n.Location, MaxLocationLen),
+		CheckText("firmware_version", n.FirmwareVersion, MaxVersionLen),
+		CheckText("hardware_version", n.HardwareVersion, MaxVersionLen),
 	)
 }
 
@@ -125,11 +125,11 @@ func (u *DeviceUpdate) Validate() error {
 		return Errorf(EINVALID, "Validation error", "Field 'status' must be one of active, inactive, maintenance")
 	}
 	return firstError(
-		checkLenPtr("name", u.Name, MaxNameLen),
-		checkLenPtr("description", u.Description, MaxDescriptionLen),
-		checkLenPtr("location", u.Location, MaxLocationLen),
-		checkLenPtr("firmware_version", u.FirmwareVersion, MaxVersionLen),
-		checkLenPtr("hardware_version", u.HardwareVersion, MaxVersionLen),
+		checkTextPtr("name", u.Name, MaxNameLen),
+		checkTextPtr("description", u.Description, MaxDescriptionLen),
+		checkTextPtr("location", u.Location, MaxLocationLen),
+		checkTextPtr("firmware_version", u.FirmwareVersion, MaxVersionLen),
+		checkTextPtr("hardware_version", u.HardwareVersion, MaxVersionLen),
 	)
 }
 
@@ -142,18 +142,24 @@ type DeviceFilter struct {
 	Offset     int
 }
 
-func checkLen(field, v string, max int) error {
+// CheckText checks a text value, a field or a query parameter: at most
+// max characters, and nothing that not every store can keep (PostgreSQL's
+// text refuses NUL, which SQLite would store).
+func CheckText(field, v string, max int) error {
 	if utf8.RuneCountInString(v) > max {
 		return Errorf(EINVALID, "Validation error", "Field '%s' must be at most %d characters", field, max)
+	}
+	if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+		return Errorf(EINVALID, "Validation error", "Field '%s' must be valid UTF-8 without the NUL character", field)
 	}
 	return nil
 }
 
-func checkLenPtr(field string, v *string, max int) error {
+func checkTextPtr(field string, v *string, max int) error {
 	if v == nil {
 		return nil
 	}
-	return checkLen(field, *v, max)
+	return CheckText(field, *v, max)
 }
 
 func firstError(errs ...error) error {

@@ -3,9 +3,9 @@ package iotflow
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // DefaultDataType is the telemetry type when a device names none.
@@ -78,26 +78,21 @@ func ValidateReading(data, metadata json.RawMessage, dataType string) (json.RawM
 	if !isObject(data) {
 		return nil, "", Errorf(EINVALID, "Validation error", "Field 'data' must be a JSON object")
 	}
-	if err := checkText("data", data); err != nil {
-		return nil, "", err
-	}
-	if err := checkShape("data", data); err != nil {
+	if err := checkJSON("data", data); err != nil {
 		return nil, "", err
 	}
 	if t := trimJSONSpace(metadata); len(t) == 0 || bytes.Equal(t, []byte("null")) {
 		metadata = json.RawMessage("{}")
 	} else if !isObject(metadata) {
 		return nil, "", Errorf(EINVALID, "Validation error", "Field 'metadata' must be a JSON object")
-	} else if err := checkText("metadata", metadata); err != nil {
-		return nil, "", err
-	} else if err := checkShape("metadata", metadata); err != nil {
+	} else if err := checkJSON("metadata", metadata); err != nil {
 		return nil, "", err
 	}
 	dataType = strings.TrimSpace(dataType)
 	if dataType == "" {
 		dataType = DefaultDataType
 	}
-	if err := checkLen("type", dataType, MaxDataTypeLen); err != nil {
+	if err := CheckText("type", dataType, MaxDataTypeLen); err != nil {
 		return nil, "", err
 	}
 	return metadata, dataType, nil
@@ -113,65 +108,12 @@ func trimJSONSpace(b []byte) []byte {
 	return bytes.Trim(b, " \t\r\n")
 }
 
-// Limits of a reading's JSON.
-const (
-	MaxJSONDepth   = 32  // nesting of objects and arrays
-	MaxPayloadKeys = 256 // object keys, counted at every depth
-)
+// ReadingErrors is what a store, or the write pipeline in front of it,
+// reports when it refused some readings of a submission for their content
+// and stored the others: the refused ones by their index in the submitted
+// slice, each with its EINVALID error.
+type ReadingErrors map[int]error
 
-// checkShape rejects JSON nested deeper than MaxJSONDepth or with more than
-// MaxPayloadKeys keys. raw is valid JSON: outside strings, every ':'
-// follows a key.
-func checkShape(field string, raw json.RawMessage) error {
-	depth, keys, inString := 0, 0, false
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if inString {
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			if depth++; depth > MaxJSONDepth {
-				return Errorf(EINVALID, "Validation error", "Field '%s' is nested deeper than %d levels", field, MaxJSONDepth)
-			}
-		case '}', ']':
-			depth--
-		case ':':
-			if keys++; keys > MaxPayloadKeys {
-				return Errorf(EINVALID, "Validation error", "Field '%s' has more than %d keys", field, MaxPayloadKeys)
-			}
-		}
-	}
-	return nil
-}
-
-// checkText rejects what not every backend can store: invalid UTF-8 and
-// the NUL character (PostgreSQL's jsonb refuses \u0000).
-func checkText(field string, raw json.RawMessage) error {
-	if !utf8.Valid(raw) {
-		return Errorf(EINVALID, "Validation error", "Field '%s' is not valid UTF-8", field)
-	}
-	for i := 0; ; {
-		j := bytes.Index(raw[i:], []byte(`\u0000`))
-		if j < 0 {
-			return nil
-		}
-		j += i
-		// The escape is real when an even number of backslashes precede it.
-		n := 0
-		for k := j - 1; k >= 0 && raw[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 0 {
-			return Errorf(EINVALID, "Validation error", "Field '%s' contains the NUL character (\\u0000)", field)
-		}
-		i = j + 1
-	}
+func (e ReadingErrors) Error() string {
+	return fmt.Sprintf("%d readings refused for their content", len(e))
 }

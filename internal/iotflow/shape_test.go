@@ -3,6 +3,7 @@ package iotflow
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -92,7 +93,8 @@ func jsonDepth(t *testing.T, raw []byte) (depth, keys int) {
 // what it accepts is a JSON object within the limits.
 func FuzzValidateReading(f *testing.F) {
 	for _, seed := range []string{`{"t":1}`, `{}`, `[]`, `null`, `"x"`, nested(33), keys(257), `{"a":"\u0000"}`,
-		"{\"a\":\"\xff\"}", `{"a":{"b":[1,2,{"c":"d"}]}}`, `{"a":"\\\""}`, `{`, ``} {
+		"{\"a\":\"\xff\"}", `{"a":{"b":[1,2,{"c":"d"}]}}`, `{"a":"\\\""}`, `{`, ``,
+		`{"a":"\ud800"}`, `{"a":"\ud83d\ude00"}`, `{"a":1e309}`, `{"a":0e-99999}`, `{"a":-1.5e-7}`} {
 		f.Add([]byte(seed), []byte(`{}`), "sensor")
 	}
 	f.Fuzz(func(t *testing.T, data, meta []byte, typ string) {
@@ -112,6 +114,20 @@ func FuzzValidateReading(f *testing.F) {
 		}
 		if d, k := jsonDepth(t, data); d > MaxJSONDepth || k > MaxPayloadKeys {
 			t.Fatalf("accepted depth %d keys %d: %q", d, k, data)
+		}
+		// Every number accepted is a finite float64.
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		dec.UseNumber()
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			if n, ok := tok.(json.Number); ok {
+				if f, err := n.Float64(); err != nil || math.IsInf(f, 0) || len(n) > MaxNumberLen {
+					t.Fatalf("accepted the number %s: %q", n, data)
+				}
+			}
 		}
 	})
 }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Bounds of device-supplied timestamps.
@@ -65,11 +64,5 @@ func ParseTimestamp(raw json.RawMessage, now time.Time, maxSkew time.Duration, f
 
 // ValidateMessageID checks an optional message_id.
 func ValidateMessageID(id, field string) error {
-	if utf8.RuneCountInString(id) > MaxMessageIDLen {
-		return Errorf(EINVALID, "Validation error", "Field '%s' must be at most %d characters", field, MaxMessageIDLen)
-	}
-	if !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
-		return Errorf(EINVALID, "Validation error", "Field '%s' must be valid UTF-8 without NUL", field)
-	}
-	return nil
+	return CheckText(field, id, MaxMessageIDLen)
 }

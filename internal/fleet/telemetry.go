@@ -50,7 +50,8 @@ func (s *Service) reading(d *iotflow.Device, in *ReadingInput, prefix string) (*
 }
 
 // withPrefix names the record in a validation message: "Field 'data'"
-// becomes "Field 'records[3].data'".
+// becomes "Field 'records[3].data'", and another message is preceded by
+// "records[3]: ".
 func withPrefix(err error, prefix string) error {
 	if prefix == "" {
 		return err
@@ -69,7 +70,7 @@ func replaceField(msg, prefix string) string {
 	if len(msg) >= len(marker) && msg[:len(marker)] == marker {
 		return marker + prefix + msg[len(marker):]
 	}
-	return prefix + msg
+	return strings.TrimSuffix(prefix, ".") + ": " + msg
 }
 
 // decodeRecord decodes one record of a batch.
@@ -96,6 +97,10 @@ func (s *Service) SubmitReading(ctx context.Context, d *iotflow.Device, in *Read
 		return nil, err
 	}
 	if err := s.submit(ctx, []*iotflow.Reading{r}); err != nil {
+		var refused iotflow.ReadingErrors
+		if errors.As(err, &refused) {
+			return nil, refused[0]
+		}
 		return nil, err
 	}
 	return r, nil
@@ -109,10 +114,13 @@ type RecordResult struct {
 }
 
 // SubmitBatch validates every record and stores the valid ones in one
-// transaction. It fails as a whole only when storing fails.
+// transaction. A record whose content the database refuses fails alone,
+// like one that fails validation. It fails as a whole only when storing
+// fails.
 func (s *Service) SubmitBatch(ctx context.Context, d *iotflow.Device, records []json.RawMessage) ([]RecordResult, error) {
 	results := make([]RecordResult, len(records))
 	valid := make([]*iotflow.Reading, 0, len(records))
+	index := make([]int, 0, len(records)) // of each valid reading's record
 	for i, raw := range records {
 		prefix := fmt.Sprintf("records[%d].", i)
 		var in ReadingInput
@@ -126,9 +134,18 @@ func (s *Service) SubmitBatch(ctx context.Context, d *iotflow.Device, records []
 			continue
 		}
 		results[i].Reading = r
-		valid = append(valid, r)
+		valid, index = append(valid, r), append(index, i)
 	}
-	if err := s.submit(ctx, valid); err != nil {
+	err := s.submit(ctx, valid)
+	var refused iotflow.ReadingErrors
+	if errors.As(err, &refused) {
+		for v, err := range refused {
+			i := index[v]
+			results[i].Reading, results[i].Err = nil, withPrefix(err, fmt.Sprintf("records[%d].", i))
+		}
+		return results, nil
+	}
+	if err != nil {
 		return nil, err
 	}
 	return results, nil

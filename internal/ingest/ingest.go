@@ -242,9 +242,11 @@ func (p *Pipeline) next(queue chan *job, linger <-chan time.Time) *job {
 }
 
 // commit stores a batch. When the database refuses it for a reason that
-// lies in one request's readings (a deleted device, say), every request
-// is tried on its own so that one bad request cannot fail the others.
-// Other failures fail the whole batch: nothing of it was committed.
+// lies in one request's readings (a deleted device, a value it cannot
+// store), every request is tried on its own so that one bad request cannot
+// fail the others, and a request whose readings' content is refused is
+// split until the readings at fault are found (see isolate). Other
+// failures fail the whole batch: nothing of it was committed.
 func (p *Pipeline) commit(batch []*job, n int) {
 	// A request that gave up while it waited (its client left, or the
 	// database was found down) was answered with an error: storing its
@@ -268,15 +270,58 @@ func (p *Pipeline) commit(batch []*job, n int) {
 		}
 	}
 	err := p.insert(rs)
-	if err != nil && len(batch) > 1 && definitive(err) {
+	switch {
+	case err == nil || !definitive(err):
 		for _, j := range batch {
-			j.done <- p.insert(j.rs)
+			j.done <- err
 		}
-		return
+	case len(batch) == 1:
+		batch[0].done <- p.isolate(batch[0].rs, err)
+	default:
+		for _, j := range batch {
+			j.done <- p.isolate(j.rs, p.insert(j.rs))
+		}
 	}
-	for _, j := range batch {
-		j.done <- err
+}
+
+// isolate finishes a request whose readings' transaction ended with err.
+// When the store refused their content (EINVALID), which validation
+// should have prevented, it halves them until it has found the readings
+// at fault, stores the others, and returns an iotflow.ReadingErrors naming
+// those; any other error is the request's.
+func (p *Pipeline) isolate(rs []*iotflow.Reading, err error) error {
+	if iotflow.ErrorCode(err) != iotflow.EINVALID {
+		return err
 	}
+	refused := iotflow.ReadingErrors{}
+	if err := p.split(rs, 0, err, refused); err != nil {
+		return err
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	return refused
+}
+
+// split records in refused the readings of rs (the offset-th on of the
+// request's) at fault for err, storing the others. A failure of another
+// kind ends it, and is the request's: the halves stored until then stay
+// stored, like a transaction whose commit outcome was lost.
+func (p *Pipeline) split(rs []*iotflow.Reading, offset int, err error, refused iotflow.ReadingErrors) error {
+	switch {
+	case err == nil:
+		return nil
+	case iotflow.ErrorCode(err) != iotflow.EINVALID:
+		return err
+	case len(rs) == 1:
+		refused[offset] = err
+		return nil
+	}
+	h := len(rs) / 2
+	if err := p.split(rs[:h], offset, p.insert(rs[:h]), refused); err != nil {
+		return err
+	}
+	return p.split(rs[h:], offset+h, p.insert(rs[h:]), refused)
 }
 
 func (p *Pipeline) insert(rs []*iotflow.Reading) error {

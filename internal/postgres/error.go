@@ -19,14 +19,17 @@ const (
 	codeForeignKeyViolation  = "23503"
 	codeUniqueViolation      = "23505"
 	codeCheckViolation       = "23514"
-	codeCharacterNotInRepert = "22021" // e.g. a NUL byte or invalid UTF-8 in text
-	codeUntranslatableChar   = "22P05" // e.g. \u0000 in a JSON string
 	codeTooManyConnections   = "53300"
 	codeAdminShutdown        = "57P01"
 	codeCrashShutdown        = "57P02"
 	codeCannotConnectNow     = "57P03"
 	codeUndefinedTable       = "42P01"
 	classConnectionException = "08"
+	// classDataException is what PostgreSQL refuses for a value's content:
+	// invalid input for a type (a lone surrogate escape in JSON, 22P02), a
+	// number out of range (22003), NUL or invalid UTF-8 in text (22021,
+	// 22P05), and the like.
+	classDataException = "22"
 )
 
 // sqlState returns the SQLSTATE of a server error in err's chain, or "".
@@ -56,16 +59,21 @@ func wrap(ctx context.Context, op string, err error) error {
 	case errors.Is(err, pgx.ErrNoRows):
 		return iotflow.Errorf(iotflow.ENOTFOUND, "Not found", "The requested entity does not exist.")
 	}
-	switch sqlState(err) {
-	case codeUniqueViolation:
+	switch code := sqlState(err); {
+	case strings.HasPrefix(code, classDataException):
+		var pgErr *pgconn.PgError
+		errors.As(err, &pgErr)
+		msg := pgErr.Message
+		if pgErr.Detail != "" {
+			msg += ": " + pgErr.Detail
+		}
+		return iotflow.Errorf(iotflow.EINVALID, "Validation error", "The database cannot store a value of the request (%s)", msg)
+	case code == codeUniqueViolation:
 		return iotflow.Errorf(iotflow.ECONFLICT, "Conflict", "A unique value is already taken.")
-	case codeForeignKeyViolation:
+	case code == codeForeignKeyViolation:
 		return iotflow.Errorf(iotflow.ENOTFOUND, "Not found", "A referenced entity does not exist.")
-	case codeCheckViolation:
+	case code == codeCheckViolation:
 		return iotflow.Errorf(iotflow.EINVALID, "Validation error", "A value is out of range.")
-	case codeCharacterNotInRepert, codeUntranslatableChar:
-		return iotflow.Errorf(iotflow.EINVALID, "Validation error",
-			"The data contains characters that cannot be stored (such as NUL).")
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		if errors.Is(err, ctxErr) {

@@ -27,6 +27,8 @@ func TestWrap(t *testing.T) {
 		{"foreign key", fmt.Errorf("copy: %w", &pgconn.PgError{Code: "23503"}), iotflow.ENOTFOUND},
 		{"check", &pgconn.PgError{Code: "23514"}, iotflow.EINVALID},
 		{"NUL in JSON", &pgconn.PgError{Code: "22P05"}, iotflow.EINVALID},
+		{"lone surrogate in JSON", &pgconn.PgError{Code: "22P02", Message: "invalid input syntax for type json"}, iotflow.EINVALID},
+		{"numeric overflow", fmt.Errorf("batch: %w", &pgconn.PgError{Code: "22003"}), iotflow.EINVALID},
 		{"syntax", &pgconn.PgError{Code: "42601"}, iotflow.EINTERNAL},
 		{"other", errors.New("boom"), iotflow.EINTERNAL},
 		{"net error", refused, iotflow.EUNAVAILABLE},

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -102,13 +100,4 @@ func serveTarget(ctx context.Context, e env, name string, h http.Handler) error 
 		return err
 	}
 	return nil
-}
-
-// rssKB reads a process's resident set size in KiB from /proc (Linux).
-func rssKB(pid int, field string) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	return parseStatusKB(string(b), field)
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -260,15 +259,4 @@ func randomHex(n int) string {
 func jsonDecodeBody(res *http.Response, out any) error {
 	defer res.Body.Close()
 	return json.NewDecoder(res.Body).Decode(out)
-}
-
-// parseStatusKB reads a "Name:   123 kB" line of /proc/PID/status.
-func parseStatusKB(status, field string) int64 {
-	for _, line := range strings.Split(status, "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return n
-		}
-	}
-	return 0
 }

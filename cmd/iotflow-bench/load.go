@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/iotflow/iotflow/internal/procstat"
 )
 
 func numCPU() int { return runtime.NumCPU() }
@@ -155,7 +157,9 @@ func drive(ctx context.Context, url string, keys []string, c benchConfig, pid in
 	var peak int64
 	sample := func() {
 		if pid != 0 {
-			peak = max(peak, rssKB(pid, "VmRSS"))
+			if kb, ok := procstat.RSS(pid); ok {
+				peak = max(peak, kb)
+			}
 		}
 	}
 	w0, haveW0 := scrapeWriter(ctx, url, token)

@@ -1,5 +1,6 @@
-// Package procstat reads the CPU time a process has used from Linux's
-// /proc, for the benchmarks that report CPU per request or per batch.
+// Package procstat reads the CPU time and the memory of a process from
+// Linux's /proc, for the benchmarks that report CPU per request or per
+// batch and the server's memory.
 package procstat
 
 import (
@@ -40,4 +41,32 @@ func Parse(stat string) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(u+k) * time.Second / userHZ, true
+}
+
+// RSS returns the resident set size of process pid in KiB; false where
+// /proc cannot tell.
+func RSS(pid int) (int64, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, false
+	}
+	return StatusKB(string(b), "VmRSS")
+}
+
+// StatusKB returns the value of a "Field:   123 kB" line of a
+// /proc/PID/status file.
+func StatusKB(status, field string) (int64, bool) {
+	for line := range strings.Lines(status) {
+		v, ok := strings.CutPrefix(line, field+":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		return n, err == nil
+	}
+	return 0, false
 }

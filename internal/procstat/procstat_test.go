@@ -31,3 +31,30 @@ func TestCPU(t *testing.T) {
 		t.Error("CPU of no process succeeded")
 	}
 }
+
+func TestStatusKB(t *testing.T) {
+	status := "Name:\tiotflow\nVmPeak:\t  812344 kB\nVmRSS:\t   45712 kB\nThreads:\t9\n"
+	if got, ok := StatusKB(status, "VmRSS"); !ok || got != 45712 {
+		t.Errorf("StatusKB(VmRSS) = %d, %v; want 45712", got, ok)
+	}
+	for _, field := range []string{"VmSwap", "Threads", "Name"} {
+		if got, ok := StatusKB(status, field); ok {
+			t.Errorf("StatusKB(%s) = %d, want none", field, got)
+		}
+	}
+	if _, ok := StatusKB("VmRSS:\n", "VmRSS"); ok {
+		t.Error("StatusKB read an empty value")
+	}
+}
+
+func TestRSS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	if kb, ok := RSS(os.Getpid()); !ok || kb <= 0 {
+		t.Errorf("RSS of this process = %d, %v", kb, ok)
+	}
+	if _, ok := RSS(-1); ok {
+		t.Error("RSS of no process succeeded")
+	}
+}

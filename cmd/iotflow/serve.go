@@ -72,9 +72,6 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	if l, ok := db.(interface{ SetLogger(*slog.Logger) }); ok {
-		l.SetLogger(log)
-	}
 	log.Info("database ready", "storage", desc, "migrations_applied", applied)
 
 	m := metrics.New()

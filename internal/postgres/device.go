@@ -17,12 +17,8 @@ import (
 )
 
 // deviceColumns are the columns deviceRow scans, in its order; queries
-// alias devices as d. The count adds the readings still pending.
-const deviceColumns = deviceColumnsButCount + ` + ` + pendingOfDevice
-
-// deviceColumnsButCount is deviceColumns up to the stored counter, for a
-// query that adds the pending readings its own way.
-const deviceColumnsButCount = `d.id, d.name, d.description, d.device_type, d.status, d.location,
+// alias devices as d.
+const deviceColumns = `d.id, d.name, d.description, d.device_type, d.status, d.location,
 	d.firmware_version, d.hardware_version, d.created_at, d.updated_at, d.last_seen, d.telemetry_count`
 
 // deviceRow receives deviceColumns; the optional strings may be NULL.
@@ -158,21 +154,8 @@ func (s *Store) ListDevices(ctx context.Context, f iotflow.DeviceFilter) ([]*iot
 	}
 	limit, offset := bound(f.Limit, f.Offset)
 	n := w.next()
-	// The page first, then one pass over the pending counts for the
-	// page's devices only, whatever the offset and however many are pending.
-	rows, _ := s.pool.Query(ctx, `
-		WITH page AS MATERIALIZED (
-			SELECT d.* FROM devices AS d`+w.String()+
-		fmt.Sprintf(` ORDER BY d.created_at DESC, d.id DESC LIMIT $%d OFFSET $%d`, n, n+1)+`
-		), pb AS (
-			SELECT u.id AS device_id, sum(u.n) AS n
-			FROM telemetry_pending AS p, unnest(p.device_ids, p.counts) AS u(id, n)
-			WHERE p.device_ids && (SELECT array_agg(id) FROM page) AND u.id IN (SELECT id FROM page)
-			GROUP BY u.id
-		)
-		SELECT `+deviceColumnsButCount+` + coalesce(pb.n, 0)
-		FROM page AS d LEFT JOIN pb ON pb.device_id = d.id
-		ORDER BY d.created_at DESC, d.id DESC`,
+	rows, _ := s.pool.Query(ctx, `SELECT `+deviceColumns+` FROM devices AS d`+w.String()+
+		fmt.Sprintf(` ORDER BY d.created_at DESC, d.id DESC LIMIT $%d OFFSET $%d`, n, n+1),
 		append(w.args, limit, offset)...)
 	devices, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*iotflow.Device, error) {
 		return scanDevice(row)
@@ -190,14 +173,8 @@ func (s *Store) UpdateDevice(ctx context.Context, id int64, u iotflow.DeviceUpda
 		f := strings.ToLower(*u.Name)
 		folded = &f
 	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, wrap(ctx, "update device: begin", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
 	// A NULL parameter keeps the column; for optional strings "" clears it.
-	var got int64
-	err = tx.QueryRow(ctx, `
+	d, err := scanDevice(s.pool.QueryRow(ctx, `
 		UPDATE devices AS d SET
 			name = coalesce($2, d.name),
 			name_folded = coalesce($3, d.name_folded),
@@ -208,20 +185,9 @@ func (s *Store) UpdateDevice(ctx context.Context, id int64, u iotflow.DeviceUpda
 			hardware_version = CASE WHEN $8::text IS NULL THEN d.hardware_version ELSE nullif($8, '') END,
 			updated_at = $9
 		WHERE d.id = $1
-		RETURNING d.id`,
+		RETURNING `+deviceColumns,
 		id, textPtr(u.Name), folded, textPtr(u.Description), textPtr(u.Status), textPtr(u.Location),
-		textPtr(u.FirmwareVersion), textPtr(u.HardwareVersion), updatedAt).Scan(&got)
-	var d *iotflow.Device
-	if err == nil {
-		// Read back in a statement of its own: an UPDATE that waited for
-		// a fold holding the row sees the folded counter but, in its own
-		// snapshot, the pending counts the fold took, and would count them
-		// twice. The row is ours now; no fold can be half-way through it.
-		d, err = scanDevice(tx.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices AS d WHERE d.id = $1`, id))
-	}
-	if err == nil {
-		err = tx.Commit(ctx)
-	}
+		textPtr(u.FirmwareVersion), textPtr(u.HardwareVersion), updatedAt))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, deviceNotFound(id)
 	} else if u.Name != nil {
@@ -248,16 +214,13 @@ func (s *Store) DeleteDevice(ctx context.Context, id int64) (*iotflow.Device, er
 	} else if err != nil {
 		return nil, wrap(ctx, "delete device: lock", err)
 	}
-	// Every reading of the device comes off the hourly counts, also those
-	// whose counts are still pending: the fold adds pending counts to the
-	// hours whether or not their device still exists. So the hour's row may
-	// not exist yet, and may go below zero until the fold. The readings are
-	// counted first and the hourly rows written last, so that those rows,
-	// which other devices share, are held for a moment and not for as long
-	// as deleting the readings takes. No reading can arrive in between:
-	// batches wait for the device's row.
+	// Every reading of the device comes off the hourly counts. The
+	// readings are counted first and the hourly rows written last, so that
+	// those rows, which other devices share, are held for a moment and not
+	// for as long as deleting the readings takes. No reading can arrive in
+	// between: batches wait for the device's row.
 	rows, _ := tx.Query(ctx, `
-		SELECT date_trunc('hour', "timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', -count(*)
+		SELECT date_trunc('hour', "timestamp", 'UTC'), -count(*)
 		FROM telemetry_data WHERE device_id = $1 GROUP BY 1 ORDER BY 1`, id)
 	var hours []time.Time
 	var ns []int64
@@ -276,10 +239,11 @@ func (s *Store) DeleteDevice(ctx context.Context, id int64) (*iotflow.Device, er
 	if _, err := tx.Exec(ctx, `DELETE FROM telemetry_data WHERE device_id = $1`, id); err != nil {
 		return nil, wrap(ctx, "delete device: readings", err)
 	}
+	// In hour order, as the write batches take them.
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO telemetry_hourly (hour, shard, n)
-		SELECT h, $1 % 16, n FROM unnest($2::timestamptz[], $3::bigint[]) AS v(h, n) ORDER BY h
-		ON CONFLICT (hour, shard) DO UPDATE SET n = telemetry_hourly.n + excluded.n`, id, hours, ns); err != nil {
+		INSERT INTO telemetry_hourly (hour, n)
+		SELECT h, n FROM unnest($1::timestamptz[], $2::bigint[]) AS v(h, n) ORDER BY h
+		ON CONFLICT (hour) DO UPDATE SET n = telemetry_hourly.n + excluded.n`, hours, ns); err != nil {
 		return nil, wrap(ctx, "delete device: hourly counts", err)
 	}
 	d, err := scanDevice(tx.QueryRow(ctx, `DELETE FROM devices AS d WHERE d.id = $1 RETURNING `+deviceColumns, id))

@@ -114,3 +114,61 @@ func TestPendingMigrations(t *testing.T) {
 		t.Fatalf("PendingMigrations after Migrate = %v, %v; want none", pending, err)
 	}
 }
+
+// TestMigrationCountsAfresh: migration 0008 drops the pending counts and
+// the sharded hourly rows and counts both counters from the readings, so
+// whatever a node of the older version left pending, or miscounted, comes
+// out exact.
+func TestMigrationCountsAfresh(t *testing.T) {
+	s := openTest(t, testConfig(t))
+	ctx := t.Context()
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms[:7] {
+		if err := apply(ctx, conn, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Release()
+	// As an older node left it: two devices, three readings over two
+	// hours, one batch still pending, a counter that is off.
+	if _, err := s.pool.Exec(ctx, `
+		INSERT INTO devices (id, name, name_folded, device_type, status, created_at, updated_at, telemetry_count)
+		OVERRIDING SYSTEM VALUE VALUES
+			(1, 'a', 'a', 'sensor', 'active', now(), now(), 1),
+			(2, 'b', 'b', 'sensor', 'active', now(), now(), 7);
+		INSERT INTO telemetry_data (device_id, "timestamp", received_at, data_type, payload, metadata) VALUES
+			(1, '2026-11-01 10:15Z', now(), 'sensor', '{}', '{}'),
+			(1, '2026-11-01 11:15Z', now(), 'sensor', '{}', '{}'),
+			(2, '2026-11-01 11:30Z', now(), 'sensor', '{}', '{}');
+		INSERT INTO telemetry_hourly (hour, shard, n) VALUES ('2026-11-01 10:00Z', 1, 1), ('2026-11-01 11:00Z', 2, 5);
+		INSERT INTO telemetry_pending (device_ids, hours, counts) VALUES ('{1}', '{2026-11-01 11:00Z}', '{1}')`); err != nil {
+		t.Fatal(err)
+	}
+	if applied, err := s.Migrate(ctx); err != nil || len(applied) != len(ms)-7 {
+		t.Fatalf("Migrate = %v, %v; want the migrations from 0008 on", applied, err)
+	}
+	for id, want := range map[int64]int64{1: 2, 2: 1} {
+		if d, err := s.Device(ctx, id); err != nil || d.TelemetryCount != want {
+			t.Errorf("device %d after the migration: %+v, %v; want telemetry_count %d", id, d, err, want)
+		}
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT n FROM telemetry_hourly ORDER BY hour`)
+	hourly, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil || !slices.Equal(hourly, []int64{1, 2}) {
+		t.Errorf("hourly counts %v, %v; want [1 2]", hourly, err)
+	}
+	var pending bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('telemetry_pending') IS NOT NULL`).Scan(&pending); err != nil || pending {
+		t.Errorf("telemetry_pending still exists (%v)", err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,37 +24,35 @@ func jsonObject(m json.RawMessage) json.RawMessage {
 	return m
 }
 
-// The batch statements store a batch in one statement, and so in one round
+// insertReadingsSQL stores a batch in one statement, and so in one round
 // trip and one implicit transaction: the fixed cost of a transaction's
 // round trips, not the rows, dominates small batches.
 //
-// They first lock the batch's devices (distinct and ascending) FOR KEY
-// SHARE, in id order, so that DeleteDevice, which takes its device FOR
-// UPDATE, waits for the batch or the batch for it; concurrent batches and
-// counter updates do not wait for each other. When a device is missing (or
-// was deleted while the batch waited), nothing is inserted and complete
-// comes back false. Readings have no foreign key (migration 0006): this
-// check, once per device, replaces a trigger that ran once per reading.
+// It first locks the batch's devices (distinct and ascending) in id order,
+// FOR NO KEY UPDATE since it raises their counters, so that DeleteDevice,
+// which takes its device FOR UPDATE, waits for the batch or the batch for
+// it. When a device is missing (or was deleted while the batch waited),
+// nothing is inserted and complete comes back false. Readings have no
+// foreign key (migration 0006): this check, once per device, replaces a
+// trigger that ran once per reading.
 //
 // Ids come from the sequence in slice order (the function scan yields rows
-// by ordinality). Rows are inserted in the order of the message-id index,
-// so that two batches on different nodes that carry the same message ids
-// wait for each other instead of deadlocking on those index entries (the
-// shared device locks no longer keep them apart); for one message id
-// within a batch, the earlier row is inserted first. The batch's counts
-// per device and hour go to telemetry_pending (migration 0007), not to the
-// counters themselves.
-//
-// insertReadingsSQL is the common case: no reading repeats a stored
-// message id, so every row is inserted, and the caller has counted the
-// rows per device and hour ($9–$11). A repeated message id makes it fail
-// with a unique violation, having stored nothing, and the caller falls back
-// to insertReadingsDedupSQL; while more than about a quarter of the recent
-// batches repeat one, batches that carry message ids go to
-// insertReadingsDedupSQL first (see repeatTracker).
+// by ordinality). A message id the device has stored already, or that an
+// earlier row carries, is skipped by ON CONFLICT. The counters, the
+// devices' telemetry_count and the hourly counts, are raised by the rows
+// inserted, in the same statement (data-modifying CTEs always run to
+// completion), hours in ascending order: with one writer per node nothing
+// else waits for them. A skipped row comes back with the stored row it
+// repeats (prev) when the statement's snapshot sees that row: when it was
+// committed before the statement began. resolveDuplicates does the
+// others: a repeat of an earlier row of the same batch from the batch, and
+// one of a row that another transaction committed after the statement
+// began with a second query. (OFFSET 0 keeps the subquery from being
+// flattened, so that ins.id IS NULL skips its index lookup for the
+// inserted rows.)
 const insertReadingsSQL = `
 WITH locked AS MATERIALIZED (
-	SELECT id FROM devices WHERE id = ANY($8::bigint[]) ORDER BY id FOR KEY SHARE
+	SELECT id FROM devices WHERE id = ANY($8::bigint[]) ORDER BY id FOR NO KEY UPDATE
 ), complete AS MATERIALIZED (
 	SELECT count(*) = cardinality($8::bigint[]) AS ok FROM locked
 ), input AS MATERIALIZED (
@@ -66,46 +63,16 @@ WITH locked AS MATERIALIZED (
 	INSERT INTO telemetry_data (id, device_id, "timestamp", received_at, data_type, payload, metadata, message_id)
 	SELECT id, device_id, ts, received_at, data_type, payload::jsonb, metadata::jsonb, message_id FROM input
 	WHERE (SELECT ok FROM complete)
-	ORDER BY device_id, message_id, ord
-), pending AS (
-	INSERT INTO telemetry_pending (device_ids, hours, counts)
-	SELECT $9::bigint[], $10::timestamptz[], $11::integer[] WHERE (SELECT ok FROM complete)
-)
-SELECT id, (SELECT ok FROM complete) FROM input ORDER BY ord`
-
-// insertReadingsDedupSQL is the batch statement for a batch that repeats a
-// message id: a message id the device has stored already, or that an
-// earlier row carries, is skipped by ON CONFLICT, and the pending counts
-// are those of the rows inserted (data-modifying CTEs always run to
-// completion). A skipped row comes back with the stored row it repeats
-// (prev) when the statement's snapshot sees that row: when it was
-// committed before the statement began. The caller resolves the others:
-// a repeat of an earlier row of the same batch from the batch, and one of
-// a row that another transaction committed after the statement began
-// with a second query. (OFFSET 0 keeps the subquery from being flattened,
-// so that ins.id IS NULL skips its index lookup for the inserted rows.)
-const insertReadingsDedupSQL = `
-WITH locked AS MATERIALIZED (
-	SELECT id FROM devices WHERE id = ANY($9::bigint[]) ORDER BY id FOR KEY SHARE
-), complete AS MATERIALIZED (
-	SELECT count(*) = cardinality($9::bigint[]) AS ok FROM locked
-), input AS MATERIALIZED (
-	SELECT nextval('telemetry_data_id_seq'::regclass) AS id, u.*
-	FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
-		WITH ORDINALITY AS u(device_id, ts, received_at, data_type, payload, metadata, message_id, hour, ord)
-), inserted AS (
-	INSERT INTO telemetry_data (id, device_id, "timestamp", received_at, data_type, payload, metadata, message_id)
-	SELECT id, device_id, ts, received_at, data_type, payload::jsonb, metadata::jsonb, message_id FROM input
-	WHERE (SELECT ok FROM complete)
-	ORDER BY device_id, message_id, ord
 	ON CONFLICT (device_id, message_id) WHERE message_id IS NOT NULL DO NOTHING
-	RETURNING id
-), pending AS (
-	INSERT INTO telemetry_pending (device_ids, hours, counts)
-	SELECT array_agg(device_id), array_agg(hour), array_agg(n) FROM (
-		SELECT i.device_id, i.hour, count(*)::integer AS n FROM input i JOIN inserted ins ON ins.id = i.id GROUP BY 1, 2
-	) c
-	HAVING count(*) > 0
+	RETURNING id, device_id, "timestamp"
+), counted AS (
+	UPDATE devices AS d SET telemetry_count = d.telemetry_count + c.n
+	FROM (SELECT device_id, count(*) AS n FROM inserted GROUP BY device_id) AS c
+	WHERE d.id = c.device_id
+), hourly AS (
+	INSERT INTO telemetry_hourly (hour, n)
+	SELECT date_trunc('hour', "timestamp", 'UTC'), count(*) FROM inserted GROUP BY 1 ORDER BY 1
+	ON CONFLICT (hour) DO UPDATE SET n = telemetry_hourly.n + excluded.n
 )
 SELECT i.id, (ins.id IS NOT NULL) AS stored, (SELECT ok FROM complete) AS complete, prev.id, prev."timestamp"
 FROM input i LEFT JOIN inserted ins ON ins.id = i.id
@@ -117,77 +84,43 @@ LEFT JOIN LATERAL (
 ORDER BY i.ord`
 
 // InsertReadings stores the readings in one transaction, sets their IDs
-// (increasing as in the slice) and raises each device's TelemetryCount.
-// Readings whose MessageID is stored already come back as duplicates.
-// ENOTFOUND, with nothing stored, when a device does not exist.
+// (increasing as in the slice) and raises the counters. Readings whose
+// MessageID is stored already come back as duplicates. ENOTFOUND, with
+// nothing stored, when a device does not exist; EINVALID when PostgreSQL
+// refuses a reading's content.
 func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	s.startFold()
 	n := len(rs)
-	devs, ts, recv, hours := make([]int64, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+	devs, ts, recv := make([]int64, n), make([]time.Time, n), make([]time.Time, n)
 	types, payloads, metas, msgs := make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
-	var counts pendingCounts
 	for i, r := range rs {
 		devs[i], ts[i], recv[i], types[i] = r.DeviceID, r.Timestamp, r.ReceivedAt, r.DataType
-		hours[i] = r.Timestamp.UTC().Truncate(time.Hour)
 		payloads[i], metas[i] = string(jsonObject(r.Payload)), string(jsonObject(r.Metadata))
 		if r.MessageID != "" {
 			msgs[i] = &r.MessageID
 		}
-		counts.add(r.DeviceID, hours[i])
 	}
 	ids, stored := make([]int64, n), make([]bool, n)
-	var prev []*iotflow.Reading // by index: the stored reading a skipped one repeats, when known
+	prev := make([]*iotflow.Reading, n) // the stored reading a skipped one repeats, when known
 	complete := true
-	devices := uniqueSorted(devs)
 	var (
-		i  int
-		id int64
-		ok bool
+		i      int
+		id     int64
+		ok     bool
+		prevID *int64
+		prevAt *time.Time
 	)
-	dedup := func() error {
-		rows, _ := s.pool.Query(ctx, insertReadingsDedupSQL, devs, ts, recv, types, payloads, metas, msgs, hours, devices)
-		i = 0
-		prev = make([]*iotflow.Reading, n)
-		var prevID *int64
-		var prevAt *time.Time
-		_, err := pgx.ForEachRow(rows, []any{&id, &ok, &complete, &prevID, &prevAt}, func() error {
-			ids[i], stored[i] = id, ok
-			if prevID != nil && prevAt != nil {
-				prev[i] = &iotflow.Reading{ID: *prevID, Timestamp: prevAt.UTC()}
-			}
-			i++
-			return nil
-		})
-		return err
-	}
-	var err error
-	withIDs := slices.ContainsFunc(msgs, func(m *string) bool { return m != nil })
-	// A batch whose device is missing stores nothing and says nothing
-	// about repeats, whichever statement ran.
-	if withIDs && s.repeats.likely() {
-		err = dedup()
-		if err == nil && complete {
-			s.repeats.observe(slices.Contains(stored, false))
+	rows, _ := s.pool.Query(ctx, insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, uniqueSorted(devs))
+	_, err := pgx.ForEachRow(rows, []any{&id, &ok, &complete, &prevID, &prevAt}, func() error {
+		ids[i], stored[i] = id, ok
+		if prevID != nil && prevAt != nil {
+			prev[i] = &iotflow.Reading{ID: *prevID, Timestamp: prevAt.UTC()}
 		}
-	} else {
-		rows, _ := s.pool.Query(ctx, insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, devices,
-			counts.devices, counts.hours, counts.counts)
-		_, err = pgx.ForEachRow(rows, []any{&id, &complete}, func() error {
-			ids[i], stored[i] = id, true
-			i++
-			return nil
-		})
-		repeated := sqlState(err) == codeUniqueViolation
-		if withIDs && (repeated || err == nil && complete) {
-			s.repeats.observe(repeated)
-		}
-		if repeated {
-			err = dedup()
-		}
-	}
+		i++
+		return nil
+	})
 	if err != nil {
 		return wrap(ctx, "insert readings", err)
 	}
@@ -197,42 +130,7 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 	for i, r := range rs {
 		r.ID, r.Duplicate = ids[i], !stored[i]
 	}
-	if s.folder != nil {
-		s.folder.wrote.Store(true)
-	}
 	return s.resolveDuplicates(ctx, rs, prev)
-}
-
-// repeatTracker follows how many of the recent batches that carry message
-// ids repeated a stored one: an exponentially weighted average, each batch
-// weighing 1/8. Repeats come in storms (devices resending what they could
-// not confirm), and in a storm the fast statement fails batch after batch,
-// having drawn ids and inserted rows for nothing, before the deduplicating
-// one stores the batch. When nothing repeats, the deduplicating statement
-// costs about a quarter more than the fast one (BenchmarkInsertSmallBatches:
-// 895–940 against 710–735 µs of backend CPU), and a failed fast statement
-// about a whole one, so it pays to go first once more than a quarter of
-// the batches repeat: three repeating batches in a row switch it on; a
-// stray retry now and then keeps the fast statement first.
-type repeatTracker struct {
-	mu   sync.Mutex
-	rate float64
-}
-
-func (r *repeatTracker) likely() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.rate > 0.25
-}
-
-func (r *repeatTracker) observe(repeated bool) {
-	v := 0.0
-	if repeated {
-		v = 1
-	}
-	r.mu.Lock()
-	r.rate += (v - r.rate) / 8
-	r.mu.Unlock()
 }
 
 // uniqueSorted returns the distinct ids in ascending order.
@@ -261,7 +159,7 @@ func (s *Store) resolveDuplicates(ctx context.Context, rs, prev []*iotflow.Readi
 		if !r.Duplicate {
 			continue
 		}
-		if prev != nil && prev[i] != nil {
+		if prev[i] != nil {
 			r.ID, r.Timestamp = prev[i].ID, prev[i].Timestamp
 			continue
 		}
@@ -354,14 +252,6 @@ func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*i
 	return readings, nil
 }
 
-// totalReadings is the SQL of the number of readings stored: the devices'
-// counters and the pending counts of the devices that still exist.
-const totalReadings = `(SELECT coalesce(sum(telemetry_count), 0) FROM devices)::bigint + (SELECT ` + pendingOfExisting + `)`
-
-// pendingOfExisting is the SQL of the pending readings of the devices that
-// still exist.
-const pendingOfExisting = `coalesce(sum(pb.n), 0)::bigint FROM ` + pendingByDevice + ` AS pb JOIN devices AS d ON d.id = pb.device_id`
-
 // CountReadings returns how many readings match f. Without a data type or
 // time filter the answer comes from the devices' counters, since counting
 // tens of millions of rows takes seconds.
@@ -370,9 +260,9 @@ func (s *Store) CountReadings(ctx context.Context, f iotflow.ReadingFilter) (int
 	var err error
 	switch {
 	case f.DataType == "" && f.Since == nil && f.DeviceID == 0:
-		err = s.pool.QueryRow(ctx, `SELECT `+totalReadings).Scan(&n)
+		err = s.pool.QueryRow(ctx, `SELECT coalesce(sum(telemetry_count), 0)::bigint FROM devices`).Scan(&n)
 	case f.DataType == "" && f.Since == nil:
-		err = s.pool.QueryRow(ctx, `SELECT d.telemetry_count + `+pendingOfDevice+` FROM devices AS d WHERE d.id = $1`, f.DeviceID).Scan(&n)
+		err = s.pool.QueryRow(ctx, `SELECT telemetry_count FROM devices WHERE id = $1`, f.DeviceID).Scan(&n)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return 0, nil
 		}
@@ -388,7 +278,7 @@ func (s *Store) CountReadings(ctx context.Context, f iotflow.ReadingFilter) (int
 func (s *Store) ReadingStats(ctx context.Context, deviceID int64) (iotflow.ReadingStats, error) {
 	var st iotflow.ReadingStats
 	err := s.pool.QueryRow(ctx, `
-		SELECT d.telemetry_count + `+pendingOfDevice+`,
+		SELECT d.telemetry_count,
 			(SELECT t."timestamp" FROM telemetry_data AS t WHERE t.device_id = d.id
 				ORDER BY t."timestamp" ASC LIMIT 1),
 			(SELECT t."timestamp" FROM telemetry_data AS t WHERE t.device_id = d.id
@@ -422,10 +312,8 @@ func (s *Store) Dashboard(ctx context.Context, onlineSince, recentSince time.Tim
 			count(*) FILTER (WHERE status = 'active'),
 			count(*) FILTER (WHERE status = 'inactive'),
 			count(*) FILTER (WHERE last_seen >= $1),
-			coalesce(sum(telemetry_count), 0)::bigint + (SELECT `+pendingOfExisting+`),
+			coalesce(sum(telemetry_count), 0)::bigint,
 			(SELECT coalesce(sum(n), 0)::bigint FROM telemetry_hourly WHERE hour >= $3) +
-			(SELECT coalesce(sum(u.n), 0)::bigint FROM telemetry_pending AS p, unnest(p.hours, p.counts) AS u(hour, n)
-				WHERE u.hour >= $3) +
 			(SELECT count(*) FROM telemetry_data WHERE "timestamp" >= $2 AND "timestamp" < $3)
 		FROM devices`, onlineSince, recentSince, nextHour(recentSince)).Scan(
 		&st.TotalDevices, &st.ActiveDevices, &st.InactiveDevices, &st.OnlineDevices,

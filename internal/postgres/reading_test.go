@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,10 +74,6 @@ func TestCountReadingsUsesCounters(t *testing.T) {
 	d := addDevice(t, s, "a")
 	now := iotflow.Truncate(time.Now())
 	if err := s.InsertReadings(t.Context(), []*iotflow.Reading{reading(d.ID, now), reading(d.ID, now)}); err != nil {
-		t.Fatal(err)
-	}
-	// The batch's counts are pending (see pending.go) until a fold.
-	if _, err := s.fold(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.pool.Exec(t.Context(), `UPDATE devices SET telemetry_count = 1000 WHERE id = $1`, d.ID); err != nil {
@@ -170,10 +165,16 @@ func TestConcurrentBatchesAndTouches(t *testing.T) {
 	if total != workers*batches*size {
 		t.Errorf("%d readings counted, want %d", total, workers*batches*size)
 	}
+	var hourly int64
+	if err := s.pool.QueryRow(t.Context(), `SELECT coalesce(sum(n), 0)::bigint FROM telemetry_hourly`).Scan(&hourly); err != nil || hourly != total {
+		t.Errorf("hourly counts sum to %d (%v), want %d", hourly, err, total)
+	}
 }
 
 // TestReadingJSON documents what JSONB does to payloads: the same object
-// comes back, though not byte for byte; \u0000 cannot be stored at all.
+// comes back, though not byte for byte; what it refuses (\u0000, a lone
+// surrogate escape, a number beyond numeric's range), which validation
+// keeps away, the store reports as EINVALID, not as a fault.
 func TestReadingJSON(t *testing.T) {
 	s := newTestStore(t)
 	d := addDevice(t, s, "a")
@@ -195,10 +196,15 @@ func TestReadingJSON(t *testing.T) {
 		t.Errorf("payload %s metadata %s, want %s and {}", rs[0].Payload, rs[0].Metadata, r.Payload)
 	}
 
-	bad := reading(d.ID, now)
-	bad.Payload = json.RawMessage(`{"s":"\u0000"}`)
-	if err := s.InsertReadings(t.Context(), []*iotflow.Reading{bad}); iotflow.ErrorCode(err) != iotflow.EINVALID {
-		t.Errorf("InsertReadings with \\u0000: %v, want EINVALID", err)
+	for _, payload := range []string{`{"s":"\u0000"}`, `{"s":"\ud800"}`, `{"\udc00":1}`, `{"n":1e1000000}`} {
+		bad := reading(d.ID, now)
+		bad.Payload = json.RawMessage(payload)
+		if err := s.InsertReadings(t.Context(), []*iotflow.Reading{bad, reading(d.ID, now)}); iotflow.ErrorCode(err) != iotflow.EINVALID {
+			t.Errorf("InsertReadings with %s: %v, want EINVALID", payload, err)
+		}
+	}
+	if n := countRows(t, s, d.ID); n != 1 {
+		t.Errorf("%d rows after the refused batches, want the first reading only", n)
 	}
 }
 
@@ -435,149 +441,12 @@ func TestNoReadingOutlivesItsDevice(t *testing.T) {
 			t.Fatalf("round %d: %d readings outlived their deleted device", round, n)
 		}
 	}
-	if _, err := s.fold(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	var hourly int64
 	if err := s.pool.QueryRow(t.Context(), `SELECT coalesce(sum(n), 0)::bigint FROM telemetry_hourly`).Scan(&hourly); err != nil {
 		t.Fatal(err)
 	}
 	if hourly != 0 {
 		t.Fatalf("hourly counts sum to %d after every device was deleted; want 0", hourly)
-	}
-}
-
-// TestRepeatStormGoesStraightToDedup: while most batches repeat a stored
-// message id, batches with message ids skip the fast statement (which
-// would fail on the repeat, having drawn its ids and inserted rows for
-// nothing) and store through the deduplicating one directly; a stray
-// repeat does not switch, and once the storm is over the fast statement
-// comes first again. Which statements ran shows in the ids drawn from the
-// sequence: each statement draws one per reading.
-func TestRepeatStormGoesStraightToDedup(t *testing.T) {
-	s := newTestStore(t)
-	ctx := t.Context()
-	d := addDevice(t, s, "stormy")
-	now := iotflow.Truncate(time.Now())
-	n := 0
-	fresh := func() *iotflow.Reading {
-		n++
-		r := reading(d.ID, now)
-		r.MessageID = fmt.Sprint("a-", n) // sorts before "m-": inserted before the repeat fails
-		return r
-	}
-	original := reading(d.ID, now)
-	original.MessageID = "m-1"
-	repeat := func() *iotflow.Reading {
-		r := reading(d.ID, now)
-		r.MessageID = "m-1"
-		return r
-	}
-	seq := func() int64 {
-		t.Helper()
-		var v int64
-		err := s.pool.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM telemetry_data_id_seq`).Scan(&v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	// insert stores rs and returns how many ids it drew.
-	insert := func(rs ...*iotflow.Reading) int64 {
-		t.Helper()
-		before := seq()
-		if err := s.InsertReadings(ctx, rs); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rs {
-			if r != original && r.MessageID == "m-1" && (!r.Duplicate || r.ID != original.ID) {
-				t.Fatalf("repeat %+v, want a duplicate of %d", r, original.ID)
-			}
-			if (r == original || r.MessageID != "m-1") && (r.Duplicate || r.ID == 0) {
-				t.Fatalf("new reading %+v, want stored", r)
-			}
-		}
-		return seq() - before
-	}
-	if drew := insert(original); drew != 1 {
-		t.Fatalf("a fresh reading drew %d ids, want 1", drew)
-	}
-	const fastThenDedup, dedupOnly = 4, 2 // ids a batch of two draws
-
-	// A stray repeat among fresh batches: the fast statement stays first.
-	if drew := insert(fresh(), repeat()); drew != fastThenDedup {
-		t.Errorf("a stray repeat drew %d ids, want %d", drew, fastThenDedup)
-	}
-	for range 3 {
-		insert(fresh(), fresh())
-	}
-	if drew := insert(fresh(), repeat()); drew != fastThenDedup {
-		t.Errorf("a second stray repeat drew %d ids, want %d", drew, fastThenDedup)
-	}
-
-	// A storm: after a few batches the deduplicating statement goes first.
-	var drawn []int64
-	for range 12 {
-		drawn = append(drawn, insert(fresh(), repeat()))
-	}
-	switched := slices.Index(drawn, dedupOnly)
-	if switched < 0 || switched > 4 || slices.ContainsFunc(drawn[switched:], func(d int64) bool { return d != dedupOnly }) {
-		t.Fatalf("ids drawn by the storm's batches: %v; want %d at first, then %d from some batch on", drawn, fastThenDedup, dedupOnly)
-	}
-	// A batch without message ids cannot repeat one: the fast statement.
-	if drew := insert(reading(d.ID, now)); drew != 1 {
-		t.Errorf("a reading without a message id drew %d ids, want 1", drew)
-	}
-
-	// The storm is over: fresh batches switch the fast statement back.
-	for range 20 {
-		insert(fresh(), fresh())
-	}
-	if drew := insert(fresh(), repeat()); drew != fastThenDedup {
-		t.Errorf("a repeat after the storm drew %d ids, want %d", drew, fastThenDedup)
-	}
-	// A calm spell forgets the storm: two repeats in a row then both go to
-	// the fast statement first (the average stays under a quarter).
-	for range 30 {
-		insert(fresh(), fresh())
-	}
-	for k := range 2 {
-		if drew := insert(fresh(), repeat()); drew != fastThenDedup {
-			t.Errorf("repeat %d after a calm spell drew %d ids, want %d", k+1, drew, fastThenDedup)
-		}
-	}
-
-	// Batches for a device that does not exist say nothing about repeats:
-	// in a storm, interleaved with fresh batches, they do not keep the
-	// deduplicating statement first.
-	for range 6 {
-		insert(fresh(), repeat())
-	}
-	if drew := insert(fresh(), repeat()); drew != dedupOnly {
-		t.Fatalf("a second storm: drew %d ids, want %d", drew, dedupOnly)
-	}
-	for k := range 20 {
-		ghost := reading(d.ID+1000, now)
-		ghost.MessageID = fmt.Sprint("ghost-", k)
-		if err := s.InsertReadings(ctx, []*iotflow.Reading{ghost}); iotflow.ErrorCode(err) != iotflow.ENOTFOUND {
-			t.Fatalf("a reading for a missing device: %v, want ENOTFOUND", err)
-		}
-		insert(fresh(), fresh())
-	}
-	if drew := insert(fresh(), repeat()); drew != fastThenDedup {
-		t.Errorf("a repeat after fresh and missing-device batches drew %d ids, want %d", drew, fastThenDedup)
-	}
-
-	stored := int64(1 + n + 1) // the original, every fresh reading, the one without a message id
-	if got := countRows(t, s, d.ID); got != stored {
-		t.Errorf("%d rows stored, want %d", got, stored)
-	}
-	dev, err := s.Device(ctx, d.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if dev.TelemetryCount != stored {
-		t.Errorf("telemetry_count %d, want %d", dev.TelemetryCount, stored)
 	}
 }
 
@@ -593,8 +462,8 @@ func (c *lookupCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.
 
 func (c *lookupCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-// TestRepeatsResolvedByTheBatchStatement: the deduplicating statement
-// itself answers a repeat of a reading committed before it began, and a
+// TestRepeatsResolvedByTheBatchStatement: the batch statement itself
+// answers a repeat of a reading committed before it began, and a
 // repeat of an earlier reading of the batch is answered from the batch;
 // only a repeat of a reading that another transaction committed while the
 // statement waited for it costs a second query.
@@ -647,9 +516,6 @@ func TestRepeatsResolvedByTheBatchStatement(t *testing.T) {
 	// Another transaction holds m-3 uncommitted; the batch statement
 	// starts, waits for it on the message-id index, and skips the row once
 	// it commits, which its snapshot does not see.
-	s.repeats.mu.Lock()
-	s.repeats.rate = 1 // the deduplicating statement goes first
-	s.repeats.mu.Unlock()
 	other, err := s.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -693,5 +559,38 @@ func TestRepeatsResolvedByTheBatchStatement(t *testing.T) {
 	}
 	if n := lookups.n.Load(); n != 1 {
 		t.Errorf("%d lookups, want 1 for the reading committed meanwhile", n)
+	}
+}
+
+// TestValidatedValuesAreStorable: whatever reading validation accepts,
+// PostgreSQL stores, and what PostgreSQL refuses, validation refuses
+// first; the edges of both checked side by side.
+func TestValidatedValuesAreStorable(t *testing.T) {
+	s := newTestStore(t)
+	d := addDevice(t, s, "edges")
+	now := iotflow.Truncate(time.Now())
+	values := []string{
+		`1e308`, `-1.7976931348623157e308`, `1e309`, `4.9e-324`, `1e-999`, `1e-1000`, `0e999`, `0e1000`, `1e999`,
+		`1` + strings.Repeat("0", 63), `1` + strings.Repeat("0", 64), `0.` + strings.Repeat("0", 61) + `1`,
+		`12345678901234567890.123456789e-300`, `-0`, `0.0`, `1E+308`, `1e00000000000000000001`,
+		`"\ud800"`, `"\udbff\udfff"`, `"\ud800\u0041"`, `"\udc00\ud800"`, `"\u0000"`, `"\\u0000"`, `"\uffff"`,
+		`"\ufeff"`, `"é\u00e9\u20ac\ud83d\ude00"`, `"\/\b\f\n\r\t\""`,
+	}
+	for _, v := range values {
+		payload := json.RawMessage(`{"v":` + v + `}`)
+		if !json.Valid(payload) {
+			t.Fatalf("fixture %s is not JSON", payload)
+		}
+		_, _, verr := iotflow.ValidateReading(payload, nil, "")
+		r := reading(d.ID, now)
+		r.Payload = payload
+		serr := s.InsertReadings(t.Context(), []*iotflow.Reading{r})
+		switch {
+		case serr == nil:
+		case iotflow.ErrorCode(serr) != iotflow.EINVALID:
+			t.Errorf("%s: the store fails with %v, want EINVALID", v, serr)
+		case verr == nil:
+			t.Errorf("%s: validation accepts it, the store refuses it: %v", v, serr)
+		}
 	}
 }

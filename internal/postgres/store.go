@@ -8,7 +8,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -35,15 +34,6 @@ type Store struct {
 
 	probeMu   sync.Mutex
 	probeConn *pgx.Conn // Probe's own connection, outside the pool
-
-	// The fold (see pending.go) starts with the first write, when the
-	// migrations have surely run, and stops with Close.
-	log       *slog.Logger
-	foldStart sync.Once
-	folder    *folder
-	closeOnce sync.Once
-
-	repeats repeatTracker // which batch statement goes first
 }
 
 // Open connects to the database at connString (a postgres:// URL or a
@@ -90,34 +80,12 @@ func openConfig(ctx context.Context, cfg *pgxpool.Config) (*Store, error) {
 		pool.Close()
 		return nil, wrap(ctx, "ping postgres", err)
 	}
-	return &Store{pool: pool, log: slog.Default()}, nil
+	return &Store{pool: pool}, nil
 }
 
-// SetLogger sets where the store reports trouble in its background work;
-// call it before the first write. The default is slog.Default().
-func (s *Store) SetLogger(log *slog.Logger) { s.log = log }
-
-// startFold starts the fold once.
-func (s *Store) startFold() {
-	s.foldStart.Do(func() {
-		s.folder = &folder{s: s, log: s.log, stop: make(chan struct{}), stopped: make(chan struct{})}
-		go s.folder.run()
-	})
-}
-
-// Close folds once more what is pending, when this store has written, and
-// closes every connection of the pool, waiting for those in use. A batch
-// that commits during Close, after that fold, stays pending, counted by
-// every read, until a store next folds.
+// Close closes every connection of the pool, waiting for those in use,
+// and the probe's own.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		// No fold starts after this; one under way is waited for.
-		s.foldStart.Do(func() {})
-		if s.folder != nil {
-			close(s.folder.stop)
-			<-s.folder.stopped
-		}
-	})
 	s.pool.Close()
 	s.probeMu.Lock()
 	defer s.probeMu.Unlock()

@@ -15,21 +15,22 @@ import (
 
 // baselineHandler is the bare net/http handler IoTFlow is measured
 // against: the same HTTP and JSON work as a telemetry POST (read the key
-// header, decode the same body, answer 201 with a small JSON document) and
-// no database.
+// header, decode the same body, answer 201 with a small JSON document), or
+// as a status read (read the key header, answer a device document of the
+// service's shape), and no database.
 func baselineHandler() http.Handler {
 	var id atomic.Int64
 	mux := http.NewServeMux()
-	answer := func(w http.ResponseWriter, v any) {
+	answer := func(w http.ResponseWriter, status int, v any) {
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
+		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(v)
 	}
 	mux.HandleFunc("POST /api/v1/devices/telemetry", func(w http.ResponseWriter, r *http.Request) {
 		if _, _, ok := bareReading(w, r); !ok {
 			return
 		}
-		answer(w, map[string]any{
+		answer(w, http.StatusCreated, map[string]any{
 			"message":      "Telemetry data received successfully",
 			"telemetry_id": id.Add(1),
 			"timestamp":    time.Now().UTC().Format("2006-01-02T15:04:05.000000-07:00"),
@@ -57,7 +58,22 @@ func baselineHandler() http.Handler {
 			}
 			results[i] = map[string]any{"index": i, "status": 201, "telemetry_id": id.Add(1), "timestamp": now}
 		}
-		answer(w, map[string]any{"message": "Telemetry batch stored successfully", "accepted": len(results), "rejected": 0, "results": results})
+		answer(w, http.StatusCreated, map[string]any{"message": "Telemetry batch stored successfully", "accepted": len(results), "rejected": 0, "results": results})
+	})
+	started := time.Now().UTC().Format("2006-01-02T15:04:05.000000-07:00")
+	mux.HandleFunc("GET /api/v1/devices/status", func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("X-API-Key")
+		if key == "" {
+			http.Error(w, `{"error":"API key required"}`, http.StatusUnauthorized)
+			return
+		}
+		answer(w, http.StatusOK, map[string]any{"status": "success", "device": map[string]any{
+			"id": 1, "name": key, "description": nil, "device_type": "sensor", "status": "active",
+			"location": "bench", "firmware_version": nil, "hardware_version": nil,
+			"created_at": started, "updated_at": started,
+			"last_seen":       time.Now().UTC().Format("2006-01-02T15:04:05.000000-07:00"),
+			"telemetry_count": id.Load(), "is_online": true,
+		}})
 	})
 	return mux
 }

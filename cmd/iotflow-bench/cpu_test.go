@@ -2,9 +2,7 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 )
@@ -51,19 +49,5 @@ func TestSampleCPUCountsWork(t *testing.T) {
 	}
 	if u := cpuBetween(a, b, 0); u.serverPerReq != 0 || u.selfPerReq != 0 {
 		t.Errorf("no requests gave per-request CPU %v", u)
-	}
-}
-
-// TestBenchQueryFlags: the flags that need a server of the user's are
-// refused without one, before anything is started.
-func TestBenchQueryFlags(t *testing.T) {
-	for _, args := range [][]string{
-		{"query", "--keys", filepath.Join(t.TempDir(), "keys")},
-		{"query", "--seed=false"},
-	} {
-		_, _, err := runCmd(t, nil, args...)
-		if err == nil || !strings.Contains(err.Error(), "--url") {
-			t.Errorf("%v: err %v, want one naming --url", args, err)
-		}
 	}
 }

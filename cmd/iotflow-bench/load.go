@@ -19,23 +19,45 @@ import (
 
 func numCPU() int { return runtime.NumCPU() }
 
+// target is a server to drive: IoTFlow, the bare handler or the floor.
+type target struct {
+	url   string
+	pid   int      // when not 0, the server whose memory and CPU are sampled
+	token string   // when set, the admin token to read the write pipeline's /metrics
+	keys  []string // the devices' API keys
+}
+
+// loadConfig is how each measured run loads its target.
+type loadConfig struct {
+	conns          int
+	duration, warm time.Duration
+	batchSize      int
+}
+
 // benchResult is what one measured run produced.
 type benchResult struct {
+	mode             mode
 	requests, errors int64
-	// ackedReadings and failedRequests count every request, warm-up included.
-	ackedReadings, failedRequests int64
-	elapsed                       time.Duration
-	rps, readingsPerSec           float64
-	p50, p99, p999                time.Duration
-	peakRSSKB                     int64
-	cpu                           cpuUse
-	writer                        *writerUse // nil when the server's metrics were not at hand
-	firstError                    string
+	// ackedReadings and failedRequests count every request, warm-up
+	// included; unsureReadings are the readings of the failed requests,
+	// which may have been stored without their answer arriving.
+	ackedReadings, failedRequests, unsureReadings int64
+	elapsed                                       time.Duration
+	rps, readingsPerSec                           float64
+	p50, p99, p999                                time.Duration
+	peakRSSKB                                     int64
+	cpu                                           cpuUse
+	writer                                        *writerUse // nil when the server's metrics were not at hand
+	firstError                                    string
 }
 
 func (r *benchResult) print(w io.Writer, name string) {
-	fmt.Fprintf(w, "%-26s %9.0f req/s %10.0f readings/s  p50 %7.2fms  p99 %7.2fms  p99.9 %7.2fms  errors %d",
-		name, r.rps, r.readingsPerSec, ms(r.p50), ms(r.p99), ms(r.p999), r.errors)
+	readings := fmt.Sprintf("%10.0f", r.readingsPerSec)
+	if r.mode == status {
+		readings = fmt.Sprintf("%10s", "-") // a read stores none
+	}
+	fmt.Fprintf(w, "%-26s %9.0f req/s %s readings/s  p50 %7.2fms  p99 %7.2fms  p99.9 %7.2fms  errors %d",
+		name, r.rps, readings, ms(r.p50), ms(r.p99), ms(r.p999), r.errors)
 	if r.peakRSSKB > 0 {
 		fmt.Fprintf(w, "  server RSS peak %.1f MB", float64(r.peakRSSKB)/1024)
 	}
@@ -105,14 +127,10 @@ func postJSON(ctx context.Context, url, key string, body []byte, out any) (int, 
 	return res.StatusCode, err
 }
 
-// drive runs c.conns workers against url for the warm-up and c.duration,
-// and measures the latter. pid, when not 0, is the server whose RSS is
-// sampled; token, when set, reads the server's write pipeline from /metrics.
-func drive(ctx context.Context, url string, keys []string, c benchConfig, pid int, token string) (*benchResult, error) {
-	path, perReq := "/api/v1/devices/telemetry", 1
-	if c.mode == "batch" {
-		path, perReq = "/api/v1/devices/telemetry/batch", c.batchSize
-	}
+// drive runs c.conns workers against t for the warm-up and c.duration,
+// each request as m says, and measures the latter.
+func drive(ctx context.Context, t target, m mode, c loadConfig) (*benchResult, error) {
+	req := m.request(c.batchSize)
 	tr := &http.Transport{MaxIdleConnsPerHost: c.conns, MaxConnsPerHost: c.conns, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -129,14 +147,16 @@ func drive(ctx context.Context, url string, keys []string, c benchConfig, pid in
 			defer wg.Done()
 			var body bytes.Buffer
 			for i := 0; !stop.Load(); i++ {
-				key := keys[(w+i*c.conns)%len(keys)]
+				key := t.keys[(w+i*c.conns)%len(t.keys)]
 				body.Reset()
-				writeBody(&body, c.mode, perReq, run, w, i)
+				if req.readings > 0 {
+					writeBody(&body, m, req.readings, run, w, i)
+				}
 				start := time.Now()
-				ok, msg := post(ctx, client, url+path, key, body.Bytes())
+				ok, msg := send(ctx, client, req, t.url, key, body.Bytes())
 				took := time.Since(start)
 				if ok {
-					acked.Add(int64(perReq))
+					acked.Add(int64(req.readings))
 				} else {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, msg)
@@ -156,22 +176,22 @@ func drive(ctx context.Context, url string, keys []string, c benchConfig, pid in
 	time.Sleep(c.warm)
 	var peak int64
 	sample := func() {
-		if pid != 0 {
-			if kb, ok := procstat.RSS(pid); ok {
+		if t.pid != 0 {
+			if kb, ok := procstat.RSS(t.pid); ok {
 				peak = max(peak, kb)
 			}
 		}
 	}
-	w0, haveW0 := scrapeWriter(ctx, url, token)
+	w0, haveW0 := scrapeWriter(ctx, t.url, t.token)
 	measuring.Store(true)
-	start, cpu0 := time.Now(), sampleCPU(pid)
+	start, cpu0 := time.Now(), sampleCPU(t.pid)
 	for time.Since(start) < c.duration {
 		sample()
 		time.Sleep(100 * time.Millisecond)
 	}
 	measuring.Store(false)
-	elapsed, cpu1 := time.Since(start), sampleCPU(pid)
-	w1, haveW1 := scrapeWriter(ctx, url, token)
+	elapsed, cpu1 := time.Since(start), sampleCPU(t.pid)
+	w1, haveW1 := scrapeWriter(ctx, t.url, t.token)
 	stop.Store(true)
 	wg.Wait()
 	sample()
@@ -188,16 +208,17 @@ func drive(ctx context.Context, url string, keys []string, c benchConfig, pid in
 		return all[min(len(all)-1, int(p*float64(len(all))))]
 	}
 	r := &benchResult{
-		requests: requests.Load(), errors: errs.Load(), elapsed: elapsed,
+		mode: m, requests: requests.Load(), errors: errs.Load(), elapsed: elapsed,
 		p50: pct(0.50), p99: pct(0.99), p999: pct(0.999), peakRSSKB: peak,
 		ackedReadings: acked.Load(), failedRequests: failed.Load(),
 	}
+	r.unsureReadings = r.failedRequests * int64(req.readings)
 	r.cpu = cpuBetween(cpu0, cpu1, r.requests)
 	if use, ok := w0.between(w1, elapsed); ok && haveW0 && haveW1 {
 		r.writer = &use
 	}
 	r.rps = float64(r.requests-r.errors) / elapsed.Seconds()
-	r.readingsPerSec = r.rps * float64(perReq)
+	r.readingsPerSec = r.rps * float64(req.readings)
 	if v := firstErr.Load(); v != nil {
 		r.firstError = v.(string)
 	}
@@ -206,12 +227,12 @@ func drive(ctx context.Context, url string, keys []string, c benchConfig, pid in
 
 // writeBody writes a request body: a reading with a unique message_id, or
 // a batch of them.
-func writeBody(b *bytes.Buffer, mode string, n int, run string, worker, i int) {
+func writeBody(b *bytes.Buffer, m mode, n int, run string, worker, i int) {
 	record := func(j int) {
 		fmt.Fprintf(b, `{"data":{"temperature":%d.%d,"humidity":%d,"battery":97},"metadata":{"fw":"1.2.3"},"type":"sensor","message_id":"%d-%d-%d-%s"}`,
 			18+j%10, i%10, 40+i%20, worker, i, j, run)
 	}
-	if mode == "single" {
+	if m == single {
 		record(0)
 		return
 	}
@@ -225,20 +246,28 @@ func writeBody(b *bytes.Buffer, mode string, n int, run string, worker, i int) {
 	b.WriteString(`]}`)
 }
 
-func post(ctx context.Context, client *http.Client, url, key string, body []byte) (bool, string) {
-	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+// send makes one request of req as the device key; body is empty for a
+// read. It reports whether the answer was req's success.
+func send(ctx context.Context, client *http.Client, req request, url, key string, body []byte) (bool, string) {
+	var rd io.Reader
+	if len(body) > 0 {
+		rd = bytes.NewReader(body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.method, url+req.path, rd)
 	if err != nil {
 		return false, err.Error()
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-API-Key", key)
-	res, err := client.Do(req)
+	if rd != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	hr.Header.Set("X-API-Key", key)
+	res, err := client.Do(hr)
 	if err != nil {
 		return false, err.Error()
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
+	if res.StatusCode != req.want {
 		return false, strconv.Itoa(res.StatusCode) + " " + string(b)
 	}
 	return true, ""

@@ -11,8 +11,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -37,7 +35,7 @@ func runQuery(ctx context.Context, e env, args []string) error {
 	conns := fs.Int("connections", 8, "concurrent connections while seeding")
 	samples := fs.Int("samples", 2000, "newest-100 reads to time")
 	dashboards := fs.Int("dashboards", 50, "dashboard reads to time")
-	seed := fs.Bool("seed", true, "register devices and store the readings first")
+	doSeed := fs.Bool("seed", true, "register devices and store the readings first")
 	keysFile := fs.String("keys", "", "file of the devices' API keys: written when seeding, read with --seed=false")
 	var srvFlags serverFlags
 	srvFlags.register(fs)
@@ -50,7 +48,7 @@ func runQuery(ctx context.Context, e env, args []string) error {
 	if *keysFile != "" && *url == "" {
 		return fmt.Errorf("--keys needs --url: the server bench query starts itself is deleted when it ends")
 	}
-	if !*seed && (*keysFile == "" || *url == "") {
+	if !*doSeed && (*keysFile == "" || *url == "") {
 		return fmt.Errorf("--seed=false needs --url and the --keys file of the run that seeded it")
 	}
 	base, admin := *url, *token
@@ -63,7 +61,7 @@ func runQuery(ctx context.Context, e env, args []string) error {
 		base, admin = srv.url, srv.token
 	}
 	var keys []string
-	if *seed {
+	if *doSeed {
 		var err error
 		if keys, _, err = registerDevices(ctx, base, *devices); err != nil {
 			return err
@@ -73,13 +71,9 @@ func runQuery(ctx context.Context, e env, args []string) error {
 				return err
 			}
 		}
-		start := time.Now()
-		if err := seedReadings(ctx, base, keys, *readings, *days, *conns); err != nil {
+		if err := seed(ctx, e, base, keys, *readings, *days, *conns); err != nil {
 			return err
 		}
-		el := time.Since(start)
-		fmt.Fprintf(e.stdout, "seeded %d readings over %d devices in %s (%.0f readings/s)\n",
-			*readings, *devices, el.Round(time.Second), float64(*readings)/el.Seconds())
 	} else {
 		b, err := os.ReadFile(*keysFile)
 		if err != nil {
@@ -137,50 +131,4 @@ func timedGet(ctx context.Context, url, header, value string) (time.Duration, er
 		return 0, fmt.Errorf("GET %s: status %d: %v", url, res.StatusCode, err)
 	}
 	return took, nil
-}
-
-// seedReadings stores n readings through the batch endpoint, 1000 a
-// request, with timestamps spread evenly over the last days.
-func seedReadings(ctx context.Context, base string, keys []string, n, days, conns int) error {
-	const per = 1000
-	span := time.Duration(days) * 24 * time.Hour
-	now := time.Now().Add(-time.Minute)
-	var next atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var b strings.Builder
-			for {
-				start := int(next.Add(per)) - per
-				if start >= n || firstErr.Load() != nil {
-					return
-				}
-				count := min(per, n-start)
-				key := keys[(start/per)%len(keys)]
-				b.Reset()
-				b.WriteString(`{"records":[`)
-				for j := range count {
-					if j > 0 {
-						b.WriteByte(',')
-					}
-					at := now.Add(-time.Duration(float64(span) * float64(start+j) / float64(n)))
-					fmt.Fprintf(&b, `{"data":{"temperature":%d.5,"humidity":%d},"timestamp":%d}`, 15+j%15, 30+j%40, at.UnixMilli())
-				}
-				b.WriteString(`]}`)
-				status, err := postJSON(ctx, base+"/api/v1/devices/telemetry/batch", key, []byte(b.String()), nil)
-				if err != nil || status != http.StatusCreated {
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("seed batch: status %d: %v", status, err))
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if v := firstErr.Load(); v != nil {
-		return fmt.Errorf("%s", v)
-	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -50,6 +51,7 @@ func runFloorServer(ctx context.Context, e env) error {
 		return err
 	}
 	err = serveTarget(ctx, e, "floor", h)
+	// The table is this floor's own: it created it above.
 	drop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, dropErr := pool.Exec(drop, `DROP TABLE IF EXISTS `+floorTable); err == nil {
@@ -58,14 +60,20 @@ func runFloorServer(ctx context.Context, e env) error {
 	return err
 }
 
-// floorHandler creates the floor's table afresh and serves the floor: the
-// bare handler's telemetry POST, answered once committed, and
-// GET /floor/count, the rows stored. Its writer runs until ctx ends.
+// floorHandler creates the floor's table and serves the floor: the bare
+// handler's telemetry POST, answered once committed, and GET /floor/count,
+// the rows stored. Its writer runs until ctx ends. A table of that name
+// already there is refused, not replaced: it may be another floor's,
+// running against the same database.
 func floorHandler(ctx context.Context, pool *pgxpool.Pool) (http.Handler, error) {
-	if _, err := pool.Exec(ctx, `DROP TABLE IF EXISTS `+floorTable+`;
-		CREATE TABLE `+floorTable+` (id BIGSERIAL PRIMARY KEY, device_key TEXT NOT NULL,
-			payload JSONB NOT NULL, received_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
-		return nil, err
+	_, err := pool.Exec(ctx, `CREATE TABLE `+floorTable+` (id BIGSERIAL PRIMARY KEY, device_key TEXT NOT NULL,
+		payload JSONB NOT NULL, received_at TIMESTAMPTZ NOT NULL DEFAULT now())`)
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42P07" { // duplicate_table
+		return nil, fmt.Errorf("floor: table %s exists already: another iotflow-bench --floor is using this database, "+
+			"or one was killed before it dropped its table (drop it to go on)", floorTable)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("floor: create %s: %w", floorTable, err)
 	}
 	queue := make(chan *floorJob, 4096)
 	go floorWriter(ctx, pool, queue)

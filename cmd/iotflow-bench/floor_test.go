@@ -101,6 +101,23 @@ func TestFloorStoresBeforeAnswering(t *testing.T) {
 	}
 }
 
+// TestFloorLeavesAnotherFloorsTable: a floor started on a database where
+// the table exists (another floor's, running) refuses to start, and the
+// other floor's rows stay.
+func TestFloorLeavesAnotherFloorsTable(t *testing.T) {
+	srv, pool := newFloor(t)
+	if status, _ := floorPost(t, srv.URL, "k1", `{"data":{"t":1}}`); status != http.StatusCreated {
+		t.Fatalf("status %d", status)
+	}
+	_, err := floorHandler(t.Context(), pool)
+	if err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("second floor: err %v, want a refusal", err)
+	}
+	if n := floorCount(t, srv.URL); n != 1 {
+		t.Fatalf("the first floor has %d rows, want its 1", n)
+	}
+}
+
 // TestFloorConcurrentReadings: readings that arrive together, and so share
 // batches, are each answered with their own stored row.
 func TestFloorConcurrentReadings(t *testing.T) {

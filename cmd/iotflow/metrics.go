@@ -30,7 +30,7 @@ func registerMetrics(m *metrics.Metrics, db iotflow.Store, pipeline *ingest.Pipe
 		func() float64 { return float64(svc.AuthCacheStats().Misses) })
 	m.GaugeFunc("iotflow_auth_cache_entries", "API keys held in memory.",
 		func() float64 { return float64(svc.AuthCacheStats().Entries) })
-	if p, ok := db.(interface{ PoolStats() []iotflow.PoolStats }); ok {
+	if p, ok := db.(iotflow.PoolReporter); ok {
 		m.Pools(p.PoolStats)
 	}
 	if r, ok := limits.Limiter.(*ratelimit.Redis); ok {
@@ -86,10 +86,7 @@ type dbWatch struct {
 // watchDatabase probes a networked database every second, so that an
 // outage is answered with fast 503s and healing is noticed.
 func watchDatabase(ctx context.Context, db iotflow.Store, m *metrics.Metrics, log *slog.Logger) dbWatch {
-	p, ok := db.(interface {
-		Probe(context.Context) error
-		ResetConnections()
-	})
+	p, ok := db.(iotflow.Prober)
 	if !ok {
 		return dbWatch{stop: func() {}}
 	}

@@ -16,11 +16,7 @@ import (
 	"time"
 
 	"github.com/iotflow/iotflow/internal/config"
-	"github.com/iotflow/iotflow/internal/fleet"
-	"github.com/iotflow/iotflow/internal/httpapi"
-	"github.com/iotflow/iotflow/internal/ingest"
 	"github.com/iotflow/iotflow/internal/logging"
-	"github.com/iotflow/iotflow/internal/metrics"
 )
 
 func serveUsage() string {
@@ -66,53 +62,15 @@ func runServe(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	}
-
-	db, desc, applied, err := openDatabase(ctx, cfg)
+	a, err := newApp(ctx, cfg, log, e.stdout)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	log.Info("database ready", "storage", desc, "migrations_applied", applied)
-
-	m := metrics.New()
-	watcher := watchDatabase(ctx, db, m, log)
-	defer watcher.stop()
-	pipeline := ingest.New(db, ingest.Options{
-		MaxBatch: cfg.WriteBatch, QueueSize: cfg.WriteQueue, Writers: cfg.WriteWriters, Linger: cfg.WriteLinger,
-		CommitTimeout: cfg.RequestTimeout, Logger: log, Observe: m.Commit, Bind: watcher.Bind,
-	})
-	cacheSize := cfg.AuthCacheSize
-	if cacheSize == 0 {
-		cacheSize = -1
-	}
-	svc := fleet.New(db, fleet.Options{
-		OnlineTimeout: cfg.OnlineTimeout, StaticAdminToken: cfg.AdminToken, Logger: log,
-		Submitter: pipeline, MaxClockSkew: cfg.MaxClockSkew, AuthCacheSize: cacheSize, AuthCacheTTL: cfg.AuthCacheTTL,
-		KeyRotationGrace: cfg.KeyRotationGrace,
-	})
-	token, err := svc.EnsureAdminToken(ctx)
-	if err != nil {
-		return fmt.Errorf("create the initial admin token: %w", err)
-	}
-	if token != "" {
-		// Printed, never logged: the log file must not hold secrets.
-		fmt.Fprintf(e.stdout, "\nNo admin token existed, so one was created. It is shown only this once:\n\n    %s\n\n"+
-			"Use it as 'Authorization: Bearer <token>' on /api/v1/admin/*. Mint more with 'iotflow admin create-token'.\n\n", token)
-	}
-
-	if cfg.ProvisioningToken == "" {
-		log.Warn("registration is open to anyone who can reach this server; set IOTFLOW_PROVISIONING_TOKEN to require a token")
-	}
-	limits, closeLimits, err := newLimits(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeLimits.Close()
-	registerMetrics(m, db, pipeline, svc, limits)
+	defer a.close()
 	if cfg.MetricsAddr != "" {
 		mctx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopMetrics()
-		maddr, err := serveMetrics(mctx, cfg.MetricsAddr, m, log)
+		maddr, err := serveMetrics(mctx, cfg.MetricsAddr, a.metrics, log)
 		if err != nil {
 			return err
 		}
@@ -124,12 +82,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("listen on %s (HOST, PORT): %w", cfg.Addr(), err)
 	}
 	srv := &http.Server{
-		Handler: httpapi.NewHandler(httpapi.Deps{
-			Metrics: m, Database: watcher.Watcher,
-			Service: svc, Logger: log, Version: version, RequestTimeout: cfg.RequestTimeout, Started: time.Now(),
-			MaxBatch: cfg.MaxBatch, Limits: limits, ProvisioningToken: cfg.ProvisioningToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
-			CORSOrigins: cfg.CORSOrigins,
-		}),
+		Handler:           a.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -147,13 +100,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	} else {
 		go ignoreHUP(watchCtx, hup, log)
 	}
-
-	flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
-	flushed := make(chan struct{})
-	go func() {
-		defer close(flushed)
-		svc.RunFlusher(flushCtx, cfg.LastSeenFlush)
-	}()
+	stopFlusher := a.runFlusher(ctx)
 
 	served := make(chan error, 1)
 	go func() {
@@ -165,7 +112,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 		}
 		served <- srv.Serve(ln)
 	}()
-	fmt.Fprintf(e.stdout, "IoTFlow %s listening on %s://%s (storage: %s)\n", version, scheme, ln.Addr(), desc)
+	fmt.Fprintf(e.stdout, "IoTFlow %s listening on %s://%s (storage: %s)\n", version, scheme, ln.Addr(), a.storage)
 	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", version)
 
 	select {
@@ -176,9 +123,8 @@ func runServe(ctx context.Context, e env, args []string) error {
 	// Shutdown has IOTFLOW_SHUTDOWN_TIMEOUT in all. Stop accepting and give
 	// the requests in flight 70% of it (a client stalling its body is cut
 	// off then, and the handlers' contexts end); the write queue gets until
-	// 90% (then the transactions under way are cancelled and nothing more
-	// is acknowledged); the kept last_seen times are written in the rest,
-	// before the database closes (deferred above).
+	// 90%; the kept last_seen times are written in the rest, before the
+	// database closes (a.close, deferred above).
 	t := cfg.ShutdownTimeout
 	deadline := time.Now().Add(t)
 	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
@@ -189,16 +135,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 		log.Error("requests still in flight at shutdown were cut off", "err", serr)
 		srv.Close()
 	}
-	qctx, cancelQueue := context.WithDeadline(sctx, deadline.Add(-t/10))
-	defer cancelQueue()
-	if perr := pipeline.Close(qctx); perr != nil {
-		log.Error("write queue not drained: transactions under way were cancelled", "err", perr)
-	}
-	stopFlush()
-	<-flushed
-	if ferr := svc.FlushSeen(sctx); ferr != nil {
-		log.Error("final last_seen and key usage flush failed", "err", ferr)
-	}
+	a.drain(sctx, deadline.Add(-t/10), stopFlusher)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -131,8 +131,29 @@ func Truncate(t time.Time) time.Time {
 	return t.UTC().Truncate(time.Microsecond)
 }
 
+// The capabilities a store may have beyond Store. Both stores migrate and
+// report their pools; only a networked database can become unreachable.
+type (
+	// Migrator applies the migrations of its schema that the database
+	// lacks and returns their versions.
+	Migrator interface {
+		Migrate(ctx context.Context) ([]int, error)
+	}
+	// PoolReporter reports its connection pools, for metrics.
+	PoolReporter interface {
+		PoolStats() []PoolStats
+	}
+	// Prober can be found unreachable: Probe checks the database over a
+	// connection of its own, outside the pool, and ResetConnections drops
+	// the pool's connections, which on a silent network would hang.
+	Prober interface {
+		Probe(ctx context.Context) error
+		ResetConnections()
+	}
+)
+
 // PoolStats describes one of a store's database connection pools, for
-// metrics. Stores report theirs through a PoolStats() []PoolStats method.
+// metrics.
 type PoolStats struct {
 	Name         string // which pool: "postgres", "sqlite_writer", "sqlite_reader"
 	Open         int    // connections open

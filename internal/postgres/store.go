@@ -26,7 +26,12 @@ const (
 	defaultConnectTimeout = 5 * time.Second
 )
 
-var _ iotflow.Store = (*Store)(nil)
+var _ interface {
+	iotflow.Store
+	iotflow.Migrator
+	iotflow.PoolReporter
+	iotflow.Prober
+} = (*Store)(nil)
 
 // Store is an iotflow.Store backed by a PostgreSQL connection pool.
 type Store struct {

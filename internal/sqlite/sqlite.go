@@ -35,7 +35,11 @@ type Store struct {
 	insertReading, countReadings *sql.Stmt
 }
 
-var _ iotflow.Store = (*Store)(nil)
+var _ interface {
+	iotflow.Store
+	iotflow.Migrator
+	iotflow.PoolReporter
+} = (*Store)(nil)
 
 // readerConns is the size of the read pool.
 const readerConns = 4

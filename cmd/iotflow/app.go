@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/iotflow/iotflow/internal/config"
+	"github.com/iotflow/iotflow/internal/fleet"
+	"github.com/iotflow/iotflow/internal/httpapi"
+	"github.com/iotflow/iotflow/internal/ingest"
+	"github.com/iotflow/iotflow/internal/metrics"
+)
+
+// app is the service wired from its configuration: the database, the
+// write pipeline, the use cases and the HTTP handler over them. It knows
+// nothing of listeners or signals; runServe does.
+type app struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	db       database
+	storage  string // what the log and the banner call the database
+	metrics  *metrics.Metrics
+	watcher  dbWatch
+	pipeline *ingest.Pipeline
+	svc      *fleet.Service
+	handler  http.Handler
+
+	closers []io.Closer // closed in reverse by close
+}
+
+// newApp opens the database (applying its migrations), mints the initial
+// admin token when there is none (printing it to stdout, never to the
+// log) and wires the service. On error, what it opened is closed again.
+func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	db, desc, applied, err := openDatabase(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.db, a.storage = db, desc
+	a.closers = append(a.closers, db)
+	log.Info("database ready", "storage", desc, "migrations_applied", applied)
+
+	a.metrics = metrics.New()
+	a.watcher = watchDatabase(ctx, db, a.metrics, log)
+	a.closers = append(a.closers, closerFunc(a.watcher.stop))
+	a.pipeline = ingest.New(db, ingest.Options{
+		MaxBatch: cfg.WriteBatch, QueueSize: cfg.WriteQueue, Writers: cfg.WriteWriters, Linger: cfg.WriteLinger,
+		CommitTimeout: cfg.RequestTimeout, Logger: log, Observe: a.metrics.Commit, Bind: a.watcher.Bind,
+	})
+	// drain closes it in time on shutdown; this is for a start that fails.
+	a.closers = append(a.closers, closerFunc(func() { a.pipeline.Close(context.Background()) }))
+	cacheSize := cfg.AuthCacheSize
+	if cacheSize == 0 {
+		cacheSize = -1
+	}
+	a.svc = fleet.New(db, fleet.Options{
+		OnlineTimeout: cfg.OnlineTimeout, StaticAdminToken: cfg.AdminToken, Logger: log,
+		Submitter: a.pipeline, MaxClockSkew: cfg.MaxClockSkew, AuthCacheSize: cacheSize, AuthCacheTTL: cfg.AuthCacheTTL,
+		KeyRotationGrace: cfg.KeyRotationGrace,
+	})
+	token, err := a.svc.EnsureAdminToken(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("create the initial admin token: %w", err)
+	}
+	if token != "" {
+		fmt.Fprintf(stdout, "\nNo admin token existed, so one was created. It is shown only this once:\n\n    %s\n\n"+
+			"Use it as 'Authorization: Bearer <token>' on /api/v1/admin/*. Mint more with 'iotflow admin create-token'.\n\n", token)
+	}
+	if cfg.ProvisioningToken == "" {
+		log.Warn("registration is open to anyone who can reach this server; set IOTFLOW_PROVISIONING_TOKEN to require a token")
+	}
+	limits, closeLimits, err := newLimits(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, closeLimits)
+	registerMetrics(a.metrics, db, a.pipeline, a.svc, limits)
+
+	a.handler = httpapi.NewHandler(httpapi.Deps{
+		Metrics: a.metrics, Database: a.watcher.Watcher,
+		Service: a.svc, Logger: log, Version: version, RequestTimeout: cfg.RequestTimeout, Started: time.Now(),
+		MaxBatch: cfg.MaxBatch, Limits: limits, ProvisioningToken: cfg.ProvisioningToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
+		CORSOrigins: cfg.CORSOrigins,
+	})
+	return a, nil
+}
+
+// runFlusher writes the last_seen times and key usage kept in memory
+// every IOTFLOW_LAST_SEEN_FLUSH until the returned stop is called, which
+// waits for it to end.
+func (a *app) runFlusher(ctx context.Context) (stop func()) {
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.svc.RunFlusher(fctx, a.cfg.LastSeenFlush)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// drain ends the service's work once its listeners have stopped: the write
+// queue is committed by queueDeadline (then the transactions under way are
+// cancelled, and nothing more is acknowledged), and the kept last_seen
+// times and key usage are written by ctx's deadline.
+func (a *app) drain(ctx context.Context, queueDeadline time.Time, stopFlusher func()) {
+	qctx, cancel := context.WithDeadline(ctx, queueDeadline)
+	defer cancel()
+	if err := a.pipeline.Close(qctx); err != nil {
+		a.log.Error("write queue not drained: transactions under way were cancelled", "err", err)
+	}
+	stopFlusher()
+	if err := a.svc.FlushSeen(ctx); err != nil {
+		a.log.Error("final last_seen and key usage flush failed", "err", err)
+	}
+}
+
+// close releases what newApp opened, the database last.
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i].Close(); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Warn("closing on shutdown failed", "err", err)
+		}
+	}
+	a.closers = nil
+}
+
+// closerFunc makes a function an io.Closer.
+type closerFunc func()
+
+func (f closerFunc) Close() error { f(); return nil }

@@ -55,10 +55,13 @@ type DashboardStats struct {
 	TotalDevices    int64
 	ActiveDevices   int64
 	InactiveDevices int64
-	OnlineDevices   int64
-	TotalReadings   int64
-	RecentReadings  int64
-	DeviceTypes     []TypeCount // by count descending, then type ascending
+	// MaintenanceDevices was added beside the reference's figures: the
+	// total is active, inactive and maintenance.
+	MaintenanceDevices int64
+	OnlineDevices      int64
+	TotalReadings      int64
+	RecentReadings     int64
+	DeviceTypes        []TypeCount // by count descending, then type ascending
 }
 
 // TypeCount is the number of devices of one type.

@@ -311,12 +311,13 @@ func (s *Store) Dashboard(ctx context.Context, onlineSince, recentSince time.Tim
 		SELECT count(*),
 			count(*) FILTER (WHERE status = 'active'),
 			count(*) FILTER (WHERE status = 'inactive'),
+			count(*) FILTER (WHERE status = 'maintenance'),
 			count(*) FILTER (WHERE last_seen >= $1),
 			coalesce(sum(telemetry_count), 0)::bigint,
 			(SELECT coalesce(sum(n), 0)::bigint FROM telemetry_hourly WHERE hour >= $3) +
 			(SELECT count(*) FROM telemetry_data WHERE "timestamp" >= $2 AND "timestamp" < $3)
 		FROM devices`, onlineSince, recentSince, nextHour(recentSince)).Scan(
-		&st.TotalDevices, &st.ActiveDevices, &st.InactiveDevices, &st.OnlineDevices,
+		&st.TotalDevices, &st.ActiveDevices, &st.InactiveDevices, &st.MaintenanceDevices, &st.OnlineDevices,
 		&st.TotalReadings, &st.RecentReadings)
 	if err != nil {
 		return nil, wrap(ctx, "dashboard figures", err)

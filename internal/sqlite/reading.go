@@ -214,11 +214,12 @@ func (s *Store) Dashboard(ctx context.Context, onlineSince, recentSince time.Tim
 		const devices = `SELECT count(*),
 				coalesce(sum(status = 'active'), 0),
 				coalesce(sum(status = 'inactive'), 0),
+				coalesce(sum(status = 'maintenance'), 0),
 				coalesce(sum(last_seen >= ?), 0),
 				coalesce(sum(telemetry_count), 0)
 			FROM devices`
 		err := tx.QueryRowContext(ctx, devices, micros(onlineSince)).Scan(&st.TotalDevices,
-			&st.ActiveDevices, &st.InactiveDevices, &st.OnlineDevices, &st.TotalReadings)
+			&st.ActiveDevices, &st.InactiveDevices, &st.MaintenanceDevices, &st.OnlineDevices, &st.TotalReadings)
 		if err != nil {
 			return wrap("dashboard devices", err)
 		}

@@ -62,7 +62,7 @@ func testDashboard(t *testing.T, s iotflow.Store) {
 	got, err := s.Dashboard(ctx, onlineSince, recentSince)
 	ok(t, "Dashboard", err)
 	want := iotflow.DashboardStats{
-		TotalDevices: 7, ActiveDevices: 4, InactiveDevices: 2, OnlineDevices: 3,
+		TotalDevices: 7, ActiveDevices: 4, InactiveDevices: 2, MaintenanceDevices: 1, OnlineDevices: 3,
 		TotalReadings: 5, RecentReadings: 3,
 		DeviceTypes: []iotflow.TypeCount{
 			{Type: "sensor", Count: 3}, {Type: "camera", Count: 2},
@@ -70,7 +70,8 @@ func testDashboard(t *testing.T, s iotflow.Store) {
 		},
 	}
 	if got.TotalDevices != want.TotalDevices || got.ActiveDevices != want.ActiveDevices ||
-		got.InactiveDevices != want.InactiveDevices || got.OnlineDevices != want.OnlineDevices ||
+		got.InactiveDevices != want.InactiveDevices || got.MaintenanceDevices != want.MaintenanceDevices ||
+		got.OnlineDevices != want.OnlineDevices ||
 		got.TotalReadings != want.TotalReadings || got.RecentReadings != want.RecentReadings ||
 		!slices.Equal(got.DeviceTypes, want.DeviceTypes) {
 		t.Errorf("Dashboard =\n %+v\nwant\n %+v", *got, want)

@@ -39,9 +39,9 @@ the bare handler made durable about as cheaply as possible, each reading
 appended by a minimal group commit to a table with only a primary key, and
 answered once committed: a practical bound on what a durable server, and so
 IoTFlow, can reach on the machine. The floor needs --floor-database, a
-PostgreSQL database where it creates its table iotflow_bench_floor afresh
-and drops it at the end; it touches nothing else there. It measures single
-readings, beside --mode single.
+PostgreSQL database where it creates its table iotflow_bench_floor (and
+refuses to start if one is there) and drops it at the end; it touches
+nothing else there. It measures single readings, beside --mode single.
 
 Flags:
 `

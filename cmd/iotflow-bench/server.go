@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -68,7 +69,7 @@ func startServer(ctx context.Context, e env, f serverFlags) (*iotflowServer, err
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start %s serve: %w", bin, err)
 	}
-	s.url, s.storage = m[1], m[2]
+	s.url, s.storage = m[1], cmp.Or(m[2], "storage unknown")
 	return s, nil
 }
 

@@ -26,13 +26,22 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*AdminId
 		subtle.ConstantTimeCompare([]byte(iotflow.HashSecret(token)), []byte(iotflow.HashSecret(st))) == 1 {
 		return &AdminIdentity{TokenName: "static", TokenPrefix: iotflow.ShownPrefix(token)}, nil
 	}
-	t, err := s.store.AdminTokenByHash(ctx, iotflow.HashSecret(token))
+	hash := iotflow.HashSecret(token)
+	if s.badTokens.refused(hash) {
+		return nil, errInvalidAdminToken()
+	}
+	t, err := s.store.AdminTokenByHash(ctx, hash)
 	if iotflow.ErrorCode(err) == iotflow.ENOTFOUND || (err == nil && !iotflow.SecretMatches(token, t.Hash)) {
-		return nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid admin token", "The admin token is not valid")
+		s.badTokens.add(hash)
+		return nil, errInvalidAdminToken()
 	} else if err != nil {
 		return nil, err
 	}
 	return &AdminIdentity{TokenID: t.ID, TokenName: t.Name, TokenPrefix: t.Prefix}, nil
+}
+
+func errInvalidAdminToken() error {
+	return iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid admin token", "The admin token is not valid")
 }
 
 // CreateAdminToken mints a named admin token, stores its hash and returns
@@ -52,6 +61,7 @@ func (s *Service) CreateAdminToken(ctx context.Context, name string) (string, *i
 		}
 		return "", nil, err
 	}
+	s.badTokens.forget(hash)
 	s.log.Info("audit: admin token created", "token_id", t.ID, "token_name", name, "token_prefix", prefix)
 	return secret, t, nil
 }

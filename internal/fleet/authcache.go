@@ -31,18 +31,26 @@ func newAuthCache(size int, ttl time.Duration) *authCache {
 	return &authCache{lru: expirable.NewLRU[string, authEntry](size, nil, ttl)}
 }
 
-// get returns copies of the cached device and key of a key hash.
+// get returns copies of the cached device and key of a key hash. It
+// counts hits; the caller counts a miss (miss) when it reads the store.
 func (c *authCache) get(hash string) (*iotflow.Device, *iotflow.APIKey, bool) {
 	if c == nil {
 		return nil, nil, false
 	}
 	e, ok := c.lru.Get(hash)
 	if !ok {
-		c.misses.Add(1)
 		return nil, nil, false
 	}
 	c.hits.Add(1)
 	return &e.device, &e.key, true
+}
+
+// miss counts an authentication that reads the store: not one that the
+// negative cache refused, which reads nothing.
+func (c *authCache) miss() {
+	if c != nil {
+		c.misses.Add(1)
+	}
 }
 
 func (c *authCache) put(d *iotflow.Device, k *iotflow.APIKey) {
@@ -75,6 +83,9 @@ func (c *authCache) forgetKey(hash string) {
 type AuthCacheStats struct {
 	Hits, Misses uint64
 	Entries      int
+	// NegativeHits counts wrong API keys and admin tokens refused from
+	// memory, without a store read, since start.
+	NegativeHits uint64
 }
 
 func (c *authCache) stats() AuthCacheStats {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/iotflow/iotflow/internal/iotflow"
@@ -43,9 +44,14 @@ type Service struct {
 	store iotflow.Store
 	seen  *seenTracker
 	auth  *authCache
-	usage usageTracker
-	opts  Options
-	log   *slog.Logger
+	// badKeys and badTokens are the hashes of API keys and admin tokens
+	// the store did not know, kept apart so that a device key sent as an
+	// admin token is not refused as a device key.
+	badKeys, badTokens *negativeCache
+	negativeHits       atomic.Uint64
+	usage              usageTracker
+	opts               Options
+	log                *slog.Logger
 }
 
 // New returns a Service on store.
@@ -75,8 +81,11 @@ func New(store iotflow.Store, opts Options) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, seen: newSeenTracker(store), auth: newAuthCache(opts.AuthCacheSize, opts.AuthCacheTTL),
+	s := &Service{store: store, seen: newSeenTracker(store), auth: newAuthCache(opts.AuthCacheSize, opts.AuthCacheTTL),
 		opts: opts, log: log}
+	s.badKeys = newNegativeCache(negativeCacheSize, negativeCacheTTL, &s.negativeHits)
+	s.badTokens = newNegativeCache(negativeCacheSize, negativeCacheTTL, &s.negativeHits)
+	return s
 }
 
 // directSubmitter stores each request's readings in a transaction of its own.
@@ -145,13 +154,15 @@ func (s *Service) Register(ctx context.Context, n iotflow.NewDevice) (*iotflow.D
 		}
 		return nil, "", err
 	}
+	s.badKeys.forget(hash)
 	s.log.Info("device registered", "device_id", d.ID, "key_prefix", prefix)
 	return d, secret, nil
 }
 
 // Authenticate returns the active device that owns apiKey and records that
 // it was seen. Missing or unknown keys give EUNAUTHORIZED, a device that is
-// not active EFORBIDDEN. Recently used keys are answered from memory.
+// not active EFORBIDDEN. Recently used keys, and recently refused unknown
+// ones, are answered from memory.
 func (s *Service) Authenticate(ctx context.Context, apiKey string) (*iotflow.Device, error) {
 	d, _, err := s.AuthenticateKey(ctx, apiKey)
 	return d, err
@@ -165,10 +176,15 @@ func (s *Service) AuthenticateKey(ctx context.Context, apiKey string) (*iotflow.
 	hash := iotflow.HashSecret(apiKey)
 	d, key, ok := s.auth.get(hash)
 	if !ok {
+		if s.badKeys.refused(hash) {
+			return nil, nil, errUnknownKey()
+		}
+		s.auth.miss()
 		var err error
 		d, key, err = s.store.DeviceByKeyHash(ctx, hash)
 		if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
-			return nil, nil, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The API key is not valid")
+			s.badKeys.add(hash)
+			return nil, nil, errUnknownKey()
 		} else if err != nil {
 			return nil, nil, err
 		}
@@ -186,6 +202,10 @@ func (s *Service) AuthenticateKey(ctx context.Context, apiKey string) (*iotflow.
 	s.usage.record(key.ID, at)
 	s.seen.overlay(d)
 	return d, key, nil
+}
+
+func errUnknownKey() error {
+	return iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The API key is not valid")
 }
 
 // DeviceStatus returns the current state of an authenticated device, with
@@ -245,6 +265,10 @@ func deviceNotFound(id int64) error {
 	return iotflow.Errorf(iotflow.ENOTFOUND, "Device not found", "No device has id %d", id)
 }
 
-// AuthCacheStats reports the API key cache's hits, misses and size; zeros
-// when the cache is off.
-func (s *Service) AuthCacheStats() AuthCacheStats { return s.auth.stats() }
+// AuthCacheStats reports the API key cache's hits, misses and size (zeros
+// when the cache is off) and the secrets refused from memory.
+func (s *Service) AuthCacheStats() AuthCacheStats {
+	st := s.auth.stats()
+	st.NegativeHits = s.negativeHits.Load()
+	return st
+}

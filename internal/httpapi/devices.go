@@ -20,16 +20,15 @@ type registerRequest struct {
 
 func (s *server) register() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.allow(w, r, "ip:"+clientIP(r), s.Limits.register(), 1, "from this address") {
-			return
-		}
-		if s.ProvisioningToken != "" && s.authBlocked(w, r) {
-			return
-		}
+		// The token is checked before the registration limit is counted:
+		// strangers without it use up the address's failed
+		// authentications, not the registrations of the devices beside them.
 		if s.ProvisioningToken != "" && !iotflow.SecretMatches(r.Header.Get("X-Provisioning-Token"), iotflow.HashSecret(s.ProvisioningToken)) {
-			s.authFailed(r.Context(), r)
-			s.writeError(w, r, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Provisioning token required",
+			s.authFailed(w, r, iotflow.Errorf(iotflow.EUNAUTHORIZED, "Provisioning token required",
 				"Registration needs the provisioning token in the X-Provisioning-Token header"))
+			return
+		}
+		if !s.allow(w, r, "ip:"+clientIP(r), s.Limits.register(), 1, "from this address") {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -26,7 +25,8 @@ type Limits struct {
 	// Register bounds registrations per client address.
 	Register ratelimit.Limit
 	// AuthFailures bounds failed authentications per client address; past
-	// it, the address gets 429 before its credentials are even checked.
+	// it, the address's failing requests get 429 instead of 401. Requests
+	// with valid credentials are never refused by it.
 	AuthFailures ratelimit.Limit
 	// Admin bounds requests per admin token.
 	Admin ratelimit.Limit
@@ -73,32 +73,30 @@ func (s *server) allow(w http.ResponseWriter, r *http.Request, key string, l rat
 	return false
 }
 
-// authBlocked reports, and answers with 429, a client address that has
-// used up its failed authentications; the request's credentials are not
-// looked at, so guessing stops paying.
-func (s *server) authBlocked(w http.ResponseWriter, r *http.Request) bool {
+// authFailed answers a request whose credentials failed (err, an
+// EUNAUTHORIZED) and counts the failure against the client address: 401
+// while the address is within its limit, 429 once it has used it up, so
+// guessing stops paying. Only failures are limited: a valid credential
+// from the same address (another device behind the same NAT) is served.
+func (s *server) authFailed(w http.ResponseWriter, r *http.Request, err error) {
 	if s.Limits == nil {
-		return false
-	}
-	res, err := s.Limits.Limiter.AllowN(r.Context(), clientIP(r), s.Limits.AuthFailures, 0)
-	if err != nil || res.Remaining > 0 {
-		return false
+		s.writeError(w, r, err)
+		return
 	}
 	l := s.Limits.AuthFailures
-	res.Allowed, res.RetryAfter = false, l.Period/time.Duration(l.Rate)
-	res.Headers(w.Header())
-	s.Logger.Warn("rate limit exceeded", "limit", s.Limits.AuthFailures.Name, "key", clientIP(r))
-	s.Metrics.RateLimited(s.Limits.AuthFailures.Name)
-	s.writeError(w, r, iotflow.Errorf(iotflow.ERATELIMIT, "Rate limit exceeded",
-		"Too many failed authentications from this address (the %s); retry later", describe(s.Limits.AuthFailures)))
-	return true
-}
-
-// authFailed counts a failed authentication of the client address.
-func (s *server) authFailed(ctx context.Context, r *http.Request) {
-	if s.Limits != nil {
-		_, _ = s.Limits.Limiter.AllowN(ctx, clientIP(r), s.Limits.AuthFailures, 1)
+	res, lerr := s.Limits.Limiter.AllowN(r.Context(), clientIP(r), l, 1)
+	if lerr != nil || res.Allowed {
+		if lerr != nil && r.Context().Err() == nil {
+			s.Logger.Error("rate limiter failed; failed authentication not counted", "limit", l.Name, "err", lerr)
+		}
+		s.writeError(w, r, err)
+		return
 	}
+	res.Headers(w.Header())
+	s.Logger.Warn("rate limit exceeded", "limit", l.Name, "key", clientIP(r))
+	s.Metrics.RateLimited(l.Name)
+	s.writeError(w, r, iotflow.Errorf(iotflow.ERATELIMIT, "Rate limit exceeded",
+		"Too many failed authentications from this address (the %s); retry later", describe(l)))
 }
 
 // clientIP is the address the connection comes from. Behind a proxy it is

@@ -232,16 +232,13 @@ const (
 // device wraps a handler that needs an authenticated device.
 func (s *server) device(limit int, h func(http.ResponseWriter, *http.Request, *iotflow.Device)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.authBlocked(w, r) {
-			return
-		}
 		ctx, cancel := s.withTimeout(r)
 		defer cancel()
 		d, key, err := s.Service.AuthenticateKey(ctx, r.Header.Get("X-API-Key"))
-		if err != nil {
-			if iotflow.ErrorCode(err) == iotflow.EUNAUTHORIZED {
-				s.authFailed(ctx, r)
-			}
+		if iotflow.ErrorCode(err) == iotflow.EUNAUTHORIZED {
+			s.authFailed(w, r, err)
+			return
+		} else if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -266,16 +263,13 @@ func (s *server) device(limit int, h func(http.ResponseWriter, *http.Request, *i
 // admin wraps a handler that needs an admin bearer token.
 func (s *server) admin(h func(http.ResponseWriter, *http.Request, *fleet.AdminIdentity)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.authBlocked(w, r) {
-			return
-		}
 		ctx, cancel := s.withTimeout(r)
 		defer cancel()
 		who, err := s.Service.AuthenticateAdmin(ctx, bearerToken(r))
-		if err != nil {
-			if iotflow.ErrorCode(err) == iotflow.EUNAUTHORIZED {
-				s.authFailed(ctx, r)
-			}
+		if iotflow.ErrorCode(err) == iotflow.EUNAUTHORIZED {
+			s.authFailed(w, r, err)
+			return
+		} else if err != nil {
 			s.writeError(w, r, err)
 			return
 		}

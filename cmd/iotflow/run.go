@@ -113,7 +113,7 @@ func loadConfig(e env) (*config.Config, error) {
 // database is a Store that can also migrate its schema.
 type database interface {
 	iotflow.Store
-	Migrate(ctx context.Context) ([]int, error)
+	iotflow.Migrator
 }
 
 // openDatabase opens PostgreSQL when configured, else the embedded SQLite

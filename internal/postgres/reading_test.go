@@ -270,7 +270,7 @@ func BenchmarkInsertSmallBatches(b *testing.B) {
 // BenchmarkBatchCost splits a batch's cost into what every transaction
 // pays and what each reading adds: batches of 1, 14 and 56 readings, and
 // for reference a bare round trip (SELECT 1, no commit to flush) and the
-// durable floor's batch of 14 (iotflow bench --floor: a table with only a
+// durable floor's batch of 14 (iotflow-bench --floor: a table with only a
 // primary key, one INSERT ... SELECT FROM unnest). The backend CPU of
 // size=56 minus size=14, over 42, is the cost of a reading; size=1 less one
 // reading is the cost of a transaction; size=14 against floor is what the

@@ -60,13 +60,9 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io
 	})
 	// drain closes it in time on shutdown; this is for a start that fails.
 	a.closers = append(a.closers, closerFunc(func() { a.pipeline.Close(context.Background()) }))
-	cacheSize := cfg.AuthCacheSize
-	if cacheSize == 0 {
-		cacheSize = -1
-	}
 	a.svc = fleet.New(db, fleet.Options{
 		OnlineTimeout: cfg.OnlineTimeout, StaticAdminToken: cfg.AdminToken, Logger: log,
-		Submitter: a.pipeline, MaxClockSkew: cfg.MaxClockSkew, AuthCacheSize: cacheSize, AuthCacheTTL: cfg.AuthCacheTTL,
+		Submitter: a.pipeline, MaxClockSkew: cfg.MaxClockSkew, AuthCacheSize: cfg.AuthCacheSize, AuthCacheTTL: cfg.AuthCacheTTL,
 		KeyRotationGrace: cfg.KeyRotationGrace,
 	})
 	token, err := a.svc.EnsureAdminToken(ctx)

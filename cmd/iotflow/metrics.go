@@ -30,6 +30,8 @@ func registerMetrics(m *metrics.Metrics, db iotflow.Store, pipeline *ingest.Pipe
 		func() float64 { return float64(svc.AuthCacheStats().Misses) })
 	m.GaugeFunc("iotflow_auth_cache_entries", "API keys held in memory.",
 		func() float64 { return float64(svc.AuthCacheStats().Entries) })
+	m.CounterFunc("iotflow_auth_cache_negative_hits_total", "Wrong API keys and admin tokens refused from memory, without a database read.",
+		func() float64 { return float64(svc.AuthCacheStats().NegativeHits) })
 	if p, ok := db.(iotflow.PoolReporter); ok {
 		m.Pools(p.PoolStats)
 	}

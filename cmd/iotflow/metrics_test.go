@@ -72,6 +72,7 @@ func TestMetricsListener(t *testing.T) {
 				"iotflow_write_queue_depth 0",
 				"iotflow_auth_cache_hits_total ",
 				"iotflow_auth_cache_misses_total ",
+				"iotflow_auth_cache_negative_hits_total ",
 				"iotflow_db_pool_connections{",
 				"iotflow_db_pool_max_connections{",
 				"go_goroutines ",

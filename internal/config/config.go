@@ -119,7 +119,7 @@ var Settings = []Setting{
 	{"TELEMETRY_RATE_LIMIT_PER_MINUTE", "100", "Readings per minute per device, single or in batches."},
 	{"IOTFLOW_BACKLOG_RATE_LIMIT_PER_HOUR", "6000", "Further readings per hour per device for batches the telemetry limit refuses (flushing a backlog)."},
 	{"IOTFLOW_REGISTER_RATE_LIMIT_PER_MINUTE", "10", "Registrations per minute per client address."},
-	{"IOTFLOW_AUTH_FAILURE_LIMIT_PER_MINUTE", "10", "Failed authentications per minute per client address before it gets 429."},
+	{"IOTFLOW_AUTH_FAILURE_LIMIT_PER_MINUTE", "10", "Failed authentications (wrong or missing device keys, admin tokens, provisioning tokens) per minute per client address; past it those get 429, while valid credentials are served as usual."},
 	{"IOTFLOW_ADMIN_RATE_LIMIT_PER_MINUTE", "600", "Admin requests per minute per admin token."},
 	{"REDIS_URL", "", "redis:// URL: rate limits shared by every node; unset keeps them in memory."},
 	{"IOTFLOW_REDIS_PREFIX", "iotflow:rl:", "Prefix of the rate-limit keys in Redis, for deployments that share one Redis."},
@@ -135,8 +135,8 @@ var Settings = []Setting{
 	{"IOTFLOW_MAX_BODY_BYTES", "65536", "Largest request body; larger gets 413."},
 	{"IOTFLOW_MAX_BATCH_BODY_BYTES", "1048576", "Largest body of a batch submission."},
 	{"IOTFLOW_MAX_CLOCK_SKEW", "5m", "How far in the future a device-supplied timestamp may lie."},
-	{"IOTFLOW_AUTH_CACHE_SIZE", "10000", "API keys kept in memory; 0 disables the cache."},
-	{"IOTFLOW_AUTH_CACHE_TTL", "5s", "How long a cached API key lives: the bound on how long another node's revocation or deactivation goes unseen."},
+	{"IOTFLOW_AUTH_CACHE_SIZE", "10000", "API keys kept in memory, and as many recently refused keys and admin tokens; 0 disables both caches."},
+	{"IOTFLOW_AUTH_CACHE_TTL", "5s", "How long a cached API key (or refused one) lives: the bound on how long another node's revocation, deactivation or new key goes unseen."},
 	{"IOTFLOW_WRITE_BATCH", "1000", "Most readings committed in one transaction; 1 commits each request alone."},
 	{"IOTFLOW_WRITE_QUEUE", "4096", "Requests that may wait for a write; beyond it telemetry gets 503 with Retry-After."},
 	{"IOTFLOW_WRITE_WRITERS", "1", "Transactions writing at once; more helps only when the database has cores to spare."},
@@ -223,4 +223,15 @@ func Load(getenv func(string) string, dotenv map[string]string) (*Config, error)
 		return nil, l.err
 	}
 	return c, nil
+}
+
+// Defaults returns the configuration with every setting at its default:
+// what Load gives for an empty environment. Tests build the service's
+// parts from it, so that no package keeps defaults of its own.
+func Defaults() *Config {
+	c, err := Load(func(string) string { return "" }, nil)
+	if err != nil {
+		panic("config: the defaults do not load: " + err.Error())
+	}
+	return c
 }

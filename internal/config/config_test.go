@@ -203,3 +203,11 @@ func TestReadmeListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaults: the defaults load, and are what the settings table says.
+func TestDefaults(t *testing.T) {
+	c := Defaults()
+	if c.Port != 5000 || c.MaxBodyBytes != 65536 || c.WriteBatch != 1000 || c.AuthCacheSize != 10000 || c.UsesPostgres() {
+		t.Fatalf("Defaults() = %+v", c)
+	}
+}

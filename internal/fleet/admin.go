@@ -114,9 +114,7 @@ type DeviceDetail struct {
 // Device returns the detail of device id: statistics and up to ten newest readings.
 func (s *Service) Device(ctx context.Context, id int64) (*DeviceDetail, error) {
 	d, err := s.store.Device(ctx, id)
-	if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
-		return nil, deviceNotFound(id)
-	} else if err != nil {
+	if err != nil {
 		return nil, err
 	}
 	s.seen.overlay(d)
@@ -143,9 +141,7 @@ func (s *Service) UpdateDevice(ctx context.Context, who *AdminIdentity, id int64
 // DeleteDevice deletes device id with its keys and readings.
 func (s *Service) DeleteDevice(ctx context.Context, who *AdminIdentity, id int64) (*iotflow.Device, error) {
 	d, err := s.store.DeleteDevice(ctx, id)
-	if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
-		return nil, deviceNotFound(id)
-	} else if err != nil {
+	if err != nil {
 		return nil, err
 	}
 	s.seen.forget(id)

@@ -13,7 +13,8 @@ import (
 	"github.com/iotflow/iotflow/internal/iotflow"
 )
 
-// Options configure a Service.
+// Options configure a Service. The settings come from the configuration
+// (config.Settings holds their defaults); zero is taken as given.
 type Options struct {
 	OnlineTimeout time.Duration
 	// StaticAdminToken, when set, is accepted beside stored admin tokens.
@@ -24,13 +25,14 @@ type Options struct {
 	// Submitter stores readings; nil stores them directly, one
 	// transaction per request. An *ingest.Pipeline batches them.
 	Submitter Submitter
-	// MaxClockSkew is how far in the future a device timestamp may lie (default 5m).
+	// MaxClockSkew is how far in the future a device timestamp may lie.
 	MaxClockSkew time.Duration
-	// AuthCacheSize and AuthCacheTTL bound the in-memory cache of API keys
-	// (defaults 10000 and 5s); a size of -1 disables it.
+	// AuthCacheSize and AuthCacheTTL bound the in-memory caches of API
+	// keys, and of the wrong keys and admin tokens; a size of 0 disables
+	// them.
 	AuthCacheSize int
 	AuthCacheTTL  time.Duration
-	// KeyRotationGrace is how long a rotated key keeps working (default 24h).
+	// KeyRotationGrace is how long a rotated key keeps working.
 	KeyRotationGrace time.Duration
 }
 
@@ -59,21 +61,6 @@ func New(store iotflow.Store, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.OnlineTimeout <= 0 {
-		opts.OnlineTimeout = 300 * time.Second
-	}
-	if opts.MaxClockSkew <= 0 {
-		opts.MaxClockSkew = 5 * time.Minute
-	}
-	if opts.AuthCacheSize == 0 {
-		opts.AuthCacheSize = 10000
-	}
-	if opts.AuthCacheTTL <= 0 {
-		opts.AuthCacheTTL = 5 * time.Second
-	}
-	if opts.KeyRotationGrace <= 0 {
-		opts.KeyRotationGrace = 24 * time.Hour
-	}
 	if opts.Submitter == nil {
 		opts.Submitter = directSubmitter{store}
 	}
@@ -83,8 +70,8 @@ func New(store iotflow.Store, opts Options) *Service {
 	}
 	s := &Service{store: store, seen: newSeenTracker(store), auth: newAuthCache(opts.AuthCacheSize, opts.AuthCacheTTL),
 		opts: opts, log: log}
-	s.badKeys = newNegativeCache(negativeCacheSize, negativeCacheTTL, &s.negativeHits)
-	s.badTokens = newNegativeCache(negativeCacheSize, negativeCacheTTL, &s.negativeHits)
+	s.badKeys = newNegativeCache(opts.AuthCacheSize, opts.AuthCacheTTL, &s.negativeHits)
+	s.badTokens = newNegativeCache(opts.AuthCacheSize, opts.AuthCacheTTL, &s.negativeHits)
 	return s
 }
 
@@ -252,17 +239,12 @@ func (s *Service) updateDevice(ctx context.Context, id int64, u iotflow.DeviceUp
 			return nil, iotflow.Errorf(iotflow.ECONFLICT, "Device name already exists", "Another device is named %q", *u.Name)
 		case iotflow.ENOTFOUND:
 			s.auth.forgetDevice(id)
-			return nil, deviceNotFound(id)
 		}
 		return nil, err
 	}
 	s.auth.forgetDevice(id)
 	s.seen.overlay(d)
 	return d, nil
-}
-
-func deviceNotFound(id int64) error {
-	return iotflow.Errorf(iotflow.ENOTFOUND, "Device not found", "No device has id %d", id)
 }
 
 // AuthCacheStats reports the API key cache's hits, misses and size (zeros

@@ -63,7 +63,7 @@ func (f *flakyStore) TouchDevices(ctx context.Context, seen map[int64]time.Time)
 func newService(t *testing.T) (*Service, *flakyStore, *time.Time) {
 	fs := &flakyStore{Store: testdb.SQLite(t)}
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	svc := New(fs, Options{OnlineTimeout: time.Minute, Now: func() time.Time { return now }})
+	svc := New(fs, withDefaults(Options{OnlineTimeout: time.Minute, Now: func() time.Time { return now }}))
 	return svc, fs, &now
 }
 

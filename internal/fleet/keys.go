@@ -85,19 +85,15 @@ func (s *Service) issueKey(ctx context.Context, deviceID int64, expiresAt *time.
 	}
 	key := &iotflow.APIKey{DeviceID: deviceID, Prefix: prefix, Hash: hash, Active: true, CreatedAt: s.Now(), ExpiresAt: expiresAt}
 	if err := s.store.CreateAPIKey(ctx, key); err != nil {
-		if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
-			return "", nil, deviceNotFound(deviceID)
-		}
 		return "", nil, err
 	}
+	s.badKeys.forget(hash)
 	return secret, key, nil
 }
 
 // Keys lists a device's keys, without secrets.
 func (s *Service) Keys(ctx context.Context, deviceID int64) ([]*iotflow.APIKey, error) {
-	if _, err := s.store.Device(ctx, deviceID); iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
-		return nil, deviceNotFound(deviceID)
-	} else if err != nil {
+	if _, err := s.store.Device(ctx, deviceID); err != nil {
 		return nil, err
 	}
 	if err := s.usage.flush(ctx, s.store); err != nil {
@@ -122,9 +118,7 @@ func (s *Service) IssueKey(ctx context.Context, who *AdminIdentity, deviceID int
 // RevokeKey revokes one key of a device; it is refused at once on this node.
 func (s *Service) RevokeKey(ctx context.Context, who *AdminIdentity, deviceID, keyID int64) (*iotflow.APIKey, error) {
 	key, err := s.store.RevokeAPIKey(ctx, deviceID, keyID, s.Now())
-	if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
-		return nil, iotflow.Errorf(iotflow.ENOTFOUND, "Key not found", "Device %d has no key %d", deviceID, keyID)
-	} else if err != nil {
+	if err != nil {
 		return nil, err
 	}
 	s.auth.forgetKey(key.Hash)

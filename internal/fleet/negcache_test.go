@@ -39,6 +39,13 @@ func (c *countingStore) CreateDevice(ctx context.Context, d *iotflow.Device, k *
 	return c.Store.CreateDevice(ctx, d, k)
 }
 
+func (c *countingStore) CreateAPIKey(ctx context.Context, k *iotflow.APIKey) error {
+	if c.beforeCreate != nil {
+		c.beforeCreate(k.Hash)
+	}
+	return c.Store.CreateAPIKey(ctx, k)
+}
+
 func (c *countingStore) CreateAdminToken(ctx context.Context, t *iotflow.AdminToken) error {
 	if c.beforeCreate != nil {
 		c.beforeCreate(t.Hash)
@@ -56,7 +63,7 @@ func (c *countingStore) lookups() (keys, tokens int) {
 // looked up once; sent again, it is refused without a store read.
 func TestWrongSecretsAreRefusedFromMemory(t *testing.T) {
 	cs := &countingStore{Store: testdb.SQLite(t)}
-	svc := New(cs, Options{StaticAdminToken: "static-admin-token-0123456789"})
+	svc := New(cs, withDefaults(Options{StaticAdminToken: "static-admin-token-0123456789"}))
 	ctx := t.Context()
 	for range 5 {
 		if _, err := svc.Authenticate(ctx, "iot_never-issued"); iotflow.ErrorCode(err) != iotflow.EUNAUTHORIZED ||
@@ -100,7 +107,7 @@ func TestWrongSecretsAreRefusedFromMemory(t *testing.T) {
 // service is accepted even when its hash was refused just before.
 func TestIssuedSecretsLeaveTheNegativeCache(t *testing.T) {
 	cs := &countingStore{Store: testdb.SQLite(t)}
-	svc := New(cs, Options{})
+	svc := New(cs, withDefaults(Options{}))
 	cs.beforeCreate = func(hash string) { svc.badKeys.add(hash); svc.badTokens.add(hash) }
 	ctx := t.Context()
 	_, key, err := svc.Register(ctx, iotflow.NewDevice{Name: "n", DeviceType: "t"})
@@ -116,5 +123,16 @@ func TestIssuedSecretsLeaveTheNegativeCache(t *testing.T) {
 	}
 	if _, err := svc.AuthenticateAdmin(ctx, token); err != nil {
 		t.Errorf("created admin token: %v", err)
+	}
+	d, err := svc.store.DeviceByName(ctx, "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, _, err := svc.IssueKey(ctx, &AdminIdentity{TokenName: "ops"}, d.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, issued); err != nil {
+		t.Errorf("issued key: %v", err)
 	}
 }

@@ -172,7 +172,7 @@ func underTheFailureLimit(t *testing.T, a *api) {
 // again and again is looked up in the store once.
 func TestRepeatedWrongSecretsSpareTheStore(t *testing.T) {
 	lc := &lookupCounter{Store: sqliteStore(t)}
-	svc := fleet.New(lc, fleet.Options{StaticAdminToken: adminToken})
+	svc := fleet.New(lc, httpapi.FleetOptions(fleet.Options{StaticAdminToken: adminToken}))
 	a := newAPIWithDeps(t, lc, httpapi.Deps{Service: svc, Limits: testLimits()})
 	failFrom(t, 25, func(i int) response {
 		if i%2 == 0 {

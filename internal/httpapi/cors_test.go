@@ -108,8 +108,8 @@ func TestCORS(t *testing.T) {
 func TestCORSThroughHandler(t *testing.T) {
 	store := testdb.SQLite(t)
 	serve := func(origins []string) string {
-		svc := fleet.New(store, fleet.Options{OnlineTimeout: 300 * time.Second})
-		srv := httptest.NewServer(NewHandler(Deps{Service: svc, CORSOrigins: origins}))
+		svc := fleet.New(store, fleetOptions(fleet.Options{OnlineTimeout: 300 * time.Second}))
+		srv := httptest.NewServer(NewHandler(depsWithDefaults(Deps{Service: svc, CORSOrigins: origins})))
 		t.Cleanup(srv.Close)
 		return srv.URL
 	}

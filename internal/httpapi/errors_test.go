@@ -30,9 +30,9 @@ func TestErrorResponsesKeepTheirBytes(t *testing.T) {
 		AuthFailures: ratelimit.PerMinute("auth_failures", 10),
 		Admin:        ratelimit.PerMinute("admin", 5),
 	}
-	svc := fleet.New(testdb.SQLite(t), fleet.Options{})
-	srv := httptest.NewServer(NewHandler(Deps{Service: svc, Limits: limits, MaxBodyBytes: 100,
-		CORSOrigins: []string{"http://localhost:3000"}}))
+	svc := fleet.New(testdb.SQLite(t), fleetOptions(fleet.Options{}))
+	srv := httptest.NewServer(NewHandler(depsWithDefaults(Deps{Service: svc, Limits: limits, MaxBodyBytes: 100,
+		CORSOrigins: []string{"http://localhost:3000"}})))
 	t.Cleanup(srv.Close)
 
 	do := func(method, path, body string, headers ...string) (*http.Response, string) {

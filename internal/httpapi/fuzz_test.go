@@ -26,8 +26,8 @@ func FuzzTelemetryBody(f *testing.F) {
 		f.Add([]byte(seed), false)
 		f.Add([]byte(seed), true)
 	}
-	svc := fleet.New(testdb.SQLite(f), fleet.Options{})
-	srv := httptest.NewServer(httpapi.NewHandler(httpapi.Deps{Service: svc}))
+	svc := fleet.New(testdb.SQLite(f), httpapi.FleetOptions(fleet.Options{}))
+	srv := httptest.NewServer(httpapi.NewHandler(httpapi.DepsWithDefaults(httpapi.Deps{Service: svc})))
 	f.Cleanup(srv.Close)
 	a := &api{base: srv.URL}
 	_, key := registerFor(f, a)

@@ -41,7 +41,7 @@ func newAPI(t *testing.T, store iotflow.Store) *api {
 
 // newAPIWith starts a server with deps; Service and Version are filled in.
 func newAPIWith(t *testing.T, store iotflow.Store, deps httpapi.Deps) *api {
-	svc := fleet.New(store, fleet.Options{OnlineTimeout: 300 * time.Second, StaticAdminToken: adminToken})
+	svc := fleet.New(store, httpapi.FleetOptions(fleet.Options{OnlineTimeout: 300 * time.Second, StaticAdminToken: adminToken}))
 	deps.Service = svc
 	return newAPIWithDeps(t, store, deps)
 }
@@ -54,7 +54,7 @@ func newAPIWithService(t *testing.T, store iotflow.Store, svc *fleet.Service) *a
 func newAPIWithDeps(t *testing.T, store iotflow.Store, deps httpapi.Deps) *api {
 	svc := deps.Service
 	deps.Version = "test"
-	srv := httptest.NewServer(httpapi.NewHandler(deps))
+	srv := httptest.NewServer(httpapi.NewHandler(httpapi.DepsWithDefaults(deps)))
 	t.Cleanup(srv.Close)
 	return &api{t: t, base: srv.URL, svc: svc, store: store}
 }

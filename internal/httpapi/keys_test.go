@@ -114,7 +114,7 @@ func TestRevocationReachesOtherNodesWithinTheCacheTTL(t *testing.T) {
 	store := sqliteStore(t)
 	a := newAPI(t, store)
 	ttl := 300 * time.Millisecond
-	svc := fleet.New(store, fleet.Options{StaticAdminToken: adminToken, AuthCacheTTL: ttl})
+	svc := fleet.New(store, httpapi.FleetOptions(fleet.Options{StaticAdminToken: adminToken, AuthCacheTTL: ttl}))
 	b := newAPIWithService(t, store, svc)
 	id, key := a.register("Two Nodes", "sensor")
 	b.device("GET", "/api/v1/devices/status", key, nil).want(t, http.StatusOK) // cached on b

@@ -272,7 +272,7 @@ func (queueFull) Submit(context.Context, []*iotflow.Reading) error { return inge
 // database that is gone.
 func contractUnavailable(t *testing.T, c *contract, store iotflow.Store) {
 	c.t = t
-	full := contractAPI(t, store, httpapi.Deps{Service: fleet.New(store, fleet.Options{StaticAdminToken: adminToken, Submitter: queueFull{}})})
+	full := contractAPI(t, store, httpapi.Deps{Service: fleet.New(store, httpapi.FleetOptions(fleet.Options{StaticAdminToken: adminToken, Submitter: queueFull{}}))})
 	_, k := c.registerDevice(full, "Busy")
 	reading := map[string]any{"data": map[string]any{"t": 1}}
 	c.do(full, exchange{method: "POST", path: "/api/v1/devices/telemetry", headers: key(k), want: 503, body: reading})

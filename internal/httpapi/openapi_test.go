@@ -168,7 +168,7 @@ func contractAPI(t *testing.T, store iotflow.Store, deps httpapi.Deps) *api {
 		deps.Limits = contractLimits(1000)
 	}
 	if deps.Service == nil {
-		deps.Service = fleet.New(store, fleet.Options{StaticAdminToken: adminToken})
+		deps.Service = fleet.New(store, httpapi.FleetOptions(fleet.Options{StaticAdminToken: adminToken}))
 	}
 	return newAPIWithDeps(t, store, deps)
 }

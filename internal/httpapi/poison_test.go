@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/iotflow/iotflow/internal/fleet"
+	"github.com/iotflow/iotflow/internal/httpapi"
 	"github.com/iotflow/iotflow/internal/ingest"
 	"github.com/iotflow/iotflow/internal/iotflow"
 	"github.com/iotflow/iotflow/internal/testdb"
@@ -35,9 +36,9 @@ func TestPoisonReadingsNeverFailGoodOnes(t *testing.T) {
 	for _, b := range testdb.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			store := b.Open(t)
-			pipe := ingest.New(store, ingest.Options{})
+			pipe := ingest.New(store, httpapi.IngestOptions(ingest.Options{}))
 			t.Cleanup(func() { pipe.Close(t.Context()) })
-			a := newAPIWithService(t, store, fleet.New(store, fleet.Options{StaticAdminToken: adminToken, Submitter: pipe}))
+			a := newAPIWithService(t, store, fleet.New(store, httpapi.FleetOptions(fleet.Options{StaticAdminToken: adminToken, Submitter: pipe})))
 			keys := make([]string, 4)
 			for i := range keys {
 				_, keys[i] = a.register(fmt.Sprint("site-", i), "sensor")
@@ -130,4 +131,21 @@ func TestPoisonReadingsNeverFailGoodOnes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestQueryTextRefusesNUL: PostgreSQL refuses NUL in a text parameter and
+// SQLite would match nothing, so both answer 400 naming the parameter.
+func TestQueryTextRefusesNUL(t *testing.T) {
+	eachBackend(t, func(t *testing.T, a *api) {
+		_, key := a.register("probe", "sensor")
+		for _, path := range []string{
+			"/api/v1/admin/devices?search=a%00b", "/api/v1/admin/devices?type=%00", "/api/v1/admin/devices?search=%FF",
+			"/api/v1/admin/telemetry?type=x%00",
+		} {
+			r := a.admin("GET", path, nil)
+			r.wantError(t, http.StatusBadRequest, "Query parameter")
+		}
+		a.device("GET", "/api/v1/devices/telemetry?type=%00", key, nil).wantError(t, http.StatusBadRequest, "'type'")
+		a.admin("GET", "/api/v1/admin/devices?search=prob", nil).want(t, http.StatusOK)
+	})
 }

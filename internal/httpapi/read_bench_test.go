@@ -30,8 +30,8 @@ func BenchmarkDeviceTelemetry(b *testing.B) {
 	for _, be := range testdb.Backends() {
 		b.Run(be.Name, func(b *testing.B) {
 			store := be.Open(b)
-			svc := fleet.New(store, fleet.Options{OnlineTimeout: 300 * time.Second, StaticAdminToken: adminToken})
-			h := httpapi.NewHandler(httpapi.Deps{Service: svc, Version: "bench"})
+			svc := fleet.New(store, httpapi.FleetOptions(fleet.Options{OnlineTimeout: 300 * time.Second, StaticAdminToken: adminToken}))
+			h := httpapi.NewHandler(httpapi.DepsWithDefaults(httpapi.Deps{Service: svc, Version: "bench"}))
 			d, key, err := svc.Register(context.Background(), iotflow.NewDevice{Name: "bench", DeviceType: "sensor"})
 			if err != nil {
 				b.Fatal(err)
@@ -70,11 +70,11 @@ func BenchmarkSubmitTelemetry(b *testing.B) {
 	store := testdb.SQLite(b)
 	watcher := dbhealth.New(store.Ping, dbhealth.Options{})
 	m := metrics.New()
-	pipe := ingest.New(numberingWriter{}, ingest.Options{Observe: m.Commit, Bind: watcher.Bind})
+	pipe := ingest.New(numberingWriter{}, httpapi.IngestOptions(ingest.Options{Observe: m.Commit, Bind: watcher.Bind}))
 	b.Cleanup(func() { _ = pipe.Close(context.Background()) })
-	svc := fleet.New(store, fleet.Options{OnlineTimeout: 300 * time.Second, StaticAdminToken: adminToken, Submitter: pipe})
+	svc := fleet.New(store, httpapi.FleetOptions(fleet.Options{OnlineTimeout: 300 * time.Second, StaticAdminToken: adminToken, Submitter: pipe}))
 	lots := 100_000_000
-	h := httpapi.NewHandler(httpapi.Deps{
+	h := httpapi.NewHandler(httpapi.DepsWithDefaults(httpapi.Deps{
 		Service: svc, Version: "bench", Metrics: m, Database: watcher,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Limits: &httpapi.Limits{
@@ -83,7 +83,7 @@ func BenchmarkSubmitTelemetry(b *testing.B) {
 			AuthFailures: ratelimit.PerMinute("auth_failures", lots), Admin: ratelimit.PerMinute("admin", lots),
 			Backlog: ratelimit.PerMinute("telemetry_backlog", lots),
 		},
-	})
+	}))
 	_, key, err := svc.Register(context.Background(), iotflow.NewDevice{Name: "bench", DeviceType: "sensor"})
 	if err != nil {
 		b.Fatal(err)

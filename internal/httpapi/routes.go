@@ -13,16 +13,18 @@ import (
 	"github.com/iotflow/iotflow/internal/metrics"
 )
 
-// Deps are what the handler needs.
+// Deps are what the handler needs. The settings come from the
+// configuration (config.Settings holds their defaults) and are taken as
+// given.
 type Deps struct {
 	Service *fleet.Service
 	Logger  *slog.Logger
 	Version string
-	// RequestTimeout bounds the database work of one request (default 10s).
+	// RequestTimeout bounds the database work of one request.
 	RequestTimeout time.Duration
-	// MaxBodyBytes caps request bodies (default 1 MiB).
+	// MaxBodyBytes caps request bodies.
 	MaxBodyBytes int64
-	// MaxBatch is the most records of a batch submission (default 1000).
+	// MaxBatch is the most records of a batch submission.
 	MaxBatch int
 	// Started is when the service started, for the uptime in /health.
 	Started time.Time
@@ -30,7 +32,7 @@ type Deps struct {
 	Limits *Limits
 	// ProvisioningToken, when set, must come in X-Provisioning-Token to register.
 	ProvisioningToken string
-	// MaxBatchBodyBytes caps the body of a batch submission (default 1 MiB).
+	// MaxBatchBodyBytes caps the body of a batch submission.
 	MaxBatchBodyBytes int64
 	// Metrics records the service's metrics and serves them at /metrics
 	// behind the admin token; nil records nothing and leaves /metrics out.
@@ -52,18 +54,6 @@ type server struct {
 func NewHandler(d Deps) http.Handler {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
-	}
-	if d.RequestTimeout <= 0 {
-		d.RequestTimeout = 10 * time.Second
-	}
-	if d.MaxBodyBytes <= 0 {
-		d.MaxBodyBytes = 1 << 20
-	}
-	if d.MaxBatchBodyBytes <= 0 {
-		d.MaxBatchBodyBytes = 1 << 20
-	}
-	if d.MaxBatch <= 0 {
-		d.MaxBatch = 1000
 	}
 	if d.Started.IsZero() {
 		d.Started = time.Now()

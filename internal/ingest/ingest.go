@@ -20,14 +20,15 @@ type Writer interface {
 	InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 }
 
-// Options configure a Pipeline.
+// Options configure a Pipeline. The settings come from the configuration
+// (config.Settings holds their defaults) and are taken as given.
 type Options struct {
-	// MaxBatch is the most readings one transaction takes (default 1000);
-	// 1 turns group commit off: one transaction per request.
+	// MaxBatch is the most readings one transaction takes; 1 turns group
+	// commit off: one transaction per request.
 	MaxBatch int
-	// QueueSize is the most requests waiting for a writer (default 4096).
+	// QueueSize is the most requests waiting for a writer.
 	QueueSize int
-	// Writers is how many transactions may run at once (default 1). Each
+	// Writers is how many transactions may run at once, at least 1. Each
 	// writer owns the devices whose id modulo Writers is its number, so
 	// concurrent transactions never write the same device's rows.
 	Writers int
@@ -35,7 +36,7 @@ type Options struct {
 	// one; 0 (the default) adds no latency: a batch is whatever queued up
 	// while the previous transaction committed.
 	Linger time.Duration
-	// CommitTimeout bounds one transaction (default 10s).
+	// CommitTimeout bounds one transaction.
 	CommitTimeout time.Duration
 	Logger        *slog.Logger
 	// Observe, when set, is told of every committed or failed transaction.
@@ -88,18 +89,6 @@ var ErrClosed = iotflow.Errorf(iotflow.EUNAVAILABLE, "Shutting down", "The servi
 
 // New starts a pipeline writing to w.
 func New(w Writer, opts Options) *Pipeline {
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 1000
-	}
-	if opts.QueueSize <= 0 {
-		opts.QueueSize = 4096
-	}
-	if opts.Writers <= 0 {
-		opts.Writers = 1
-	}
-	if opts.CommitTimeout <= 0 {
-		opts.CommitTimeout = 10 * time.Second
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

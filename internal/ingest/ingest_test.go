@@ -83,7 +83,7 @@ func (f *fixture) stored(t *testing.T) int64 {
 func TestConcurrentRequestsShareTransactions(t *testing.T) {
 	f := newFixture(t)
 	g := &gateWriter{Writer: f.store, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	p := New(g, Options{MaxBatch: 1000})
+	p := New(g, withDefaults(Options{MaxBatch: 1000}))
 	defer p.Close(context.Background())
 
 	// The first request's transaction is held; 50 more queue up behind it.
@@ -127,7 +127,7 @@ func TestConcurrentRequestsShareTransactions(t *testing.T) {
 func TestMaxBatchSplitsTransactions(t *testing.T) {
 	f := newFixture(t)
 	g := &gateWriter{Writer: f.store, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	p := New(g, Options{MaxBatch: 1})
+	p := New(g, withDefaults(Options{MaxBatch: 1}))
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Add(1)
@@ -148,7 +148,7 @@ func TestMaxBatchSplitsTransactions(t *testing.T) {
 func TestOneBadRequestDoesNotFailTheBatch(t *testing.T) {
 	f := newFixture(t)
 	g := &gateWriter{Writer: f.store, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	p := New(g, Options{})
+	p := New(g, withDefaults(Options{}))
 	defer p.Close(context.Background())
 	results := make(chan error, 3)
 	go func() { results <- p.Submit(context.Background(), f.reading(f.device)) }()
@@ -178,7 +178,7 @@ func TestOneBadRequestDoesNotFailTheBatch(t *testing.T) {
 func TestFailedTransactionFailsItsRequests(t *testing.T) {
 	f := newFixture(t)
 	g := &gateWriter{Writer: f.store, fail: errors.New("connection reset")}
-	p := New(g, Options{})
+	p := New(g, withDefaults(Options{}))
 	defer p.Close(context.Background())
 	rs := f.reading(f.device)
 	err := p.Submit(context.Background(), rs)
@@ -200,7 +200,7 @@ func TestFailedTransactionFailsItsRequests(t *testing.T) {
 func TestFullQueueRefusesAtOnce(t *testing.T) {
 	f := newFixture(t)
 	g := &gateWriter{Writer: f.store, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	p := New(g, Options{QueueSize: 2})
+	p := New(g, withDefaults(Options{QueueSize: 2}))
 	results := make(chan error, 3)
 	go func() { results <- p.Submit(context.Background(), f.reading(f.device)) }()
 	<-g.entered
@@ -228,7 +228,7 @@ func TestFullQueueRefusesAtOnce(t *testing.T) {
 func TestCloseDrainsTheQueue(t *testing.T) {
 	f := newFixture(t)
 	g := &gateWriter{Writer: f.store, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	p := New(g, Options{MaxBatch: 7})
+	p := New(g, withDefaults(Options{MaxBatch: 7}))
 	var acked atomic.Int64
 	var wg sync.WaitGroup
 	submit := func() {
@@ -266,7 +266,7 @@ func TestCloseDrainsTheQueue(t *testing.T) {
 func TestSubmitHonoursContext(t *testing.T) {
 	f := newFixture(t)
 	g := &gateWriter{Writer: f.store, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	p := New(g, Options{})
+	p := New(g, withDefaults(Options{}))
 	first := make(chan error, 1)
 	go func() { first <- p.Submit(context.Background(), f.reading(f.device)) }()
 	<-g.entered // the writer is held; the next request stays queued
@@ -292,7 +292,7 @@ func TestSubmitHonoursContext(t *testing.T) {
 func TestGivingUpDuringTheTransactionWaitsForIt(t *testing.T) {
 	f := newFixture(t)
 	g := &gateWriter{Writer: f.store, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	p := New(g, Options{})
+	p := New(g, withDefaults(Options{}))
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error, 1)
 	go func() { res <- p.Submit(ctx, f.reading(f.device)) }()
@@ -318,7 +318,7 @@ func TestGivingUpDuringTheTransactionWaitsForIt(t *testing.T) {
 func TestCloseOutOfTimeCancelsTransactions(t *testing.T) {
 	f := newFixture(t)
 	blocked := &ctxWriter{entered: make(chan struct{}, 1)}
-	p := New(blocked, Options{CommitTimeout: time.Hour})
+	p := New(blocked, withDefaults(Options{CommitTimeout: time.Hour}))
 	res := make(chan error, 1)
 	go func() { res <- p.Submit(context.Background(), f.reading(f.device)) }()
 	<-blocked.entered
@@ -348,7 +348,7 @@ func (w *ctxWriter) InsertReadings(ctx context.Context, rs []*iotflow.Reading) e
 func TestLingerGathersMore(t *testing.T) {
 	f := newFixture(t)
 	g := &gateWriter{Writer: f.store}
-	p := New(g, Options{Linger: 200 * time.Millisecond})
+	p := New(g, withDefaults(Options{Linger: 200 * time.Millisecond}))
 	defer p.Close(context.Background())
 	var wg sync.WaitGroup
 	for i := range 3 {
@@ -373,7 +373,7 @@ func TestLingerGathersMore(t *testing.T) {
 func TestAbandonedRequestsAreNotWritten(t *testing.T) {
 	f := newFixture(t)
 	g := &gateWriter{Writer: f.store, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	p := New(g, Options{})
+	p := New(g, withDefaults(Options{}))
 	first := make(chan error, 1)
 	go func() { first <- p.Submit(context.Background(), f.reading(f.device)) }()
 	<-g.entered // the first transaction is held; the next two queue
@@ -429,7 +429,7 @@ func TestWritersOwnDevices(t *testing.T) {
 		other = newDeviceIn(t, f.store, "other2") // ids of different parity
 	}
 	g := &deviceGate{Writer: f.store, device: f.device, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	p := New(g, Options{Writers: 2})
+	p := New(g, withDefaults(Options{Writers: 2}))
 	held := make(chan error, 2)
 	go func() { held <- p.Submit(context.Background(), f.reading(f.device)) }()
 	<-g.entered

@@ -48,7 +48,7 @@ func TestPoisonReadingsFailAlone(t *testing.T) {
 			for i := range devices {
 				devices[i] = newDeviceIn(t, store, fmt.Sprint("dev-", i))
 			}
-			p := New(w, Options{})
+			p := New(w, withDefaults(Options{}))
 			defer p.Close(context.Background())
 
 			reading := func(device int64, payload string) *iotflow.Reading {

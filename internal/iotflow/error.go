@@ -91,3 +91,14 @@ func ErrorTitle(err error) string {
 	}
 	return "Internal server error"
 }
+
+// DeviceNotFound is the error of an id that names no device, made where
+// the lookup fails and passed up unchanged.
+func DeviceNotFound(id int64) error {
+	return Errorf(ENOTFOUND, "Device not found", "No device has id %d", id)
+}
+
+// KeyNotFound is the error of a key id that names no key of the device.
+func KeyNotFound(deviceID, keyID int64) error {
+	return Errorf(ENOTFOUND, "Key not found", "Device %d has no key %d", deviceID, keyID)
+}

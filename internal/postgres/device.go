@@ -49,10 +49,6 @@ func scanDevice(row pgx.Row) (*iotflow.Device, error) {
 	return r.device(), nil
 }
 
-func deviceNotFound(id int64) error {
-	return iotflow.Errorf(iotflow.ENOTFOUND, "Device not found", "No device with id %d exists.", id)
-}
-
 // nameTaken turns a unique violation of devices.name into ECONFLICT.
 func nameTaken(err error, name string) error {
 	var pgErr *pgconn.PgError
@@ -101,7 +97,7 @@ func (s *Store) CreateDevice(ctx context.Context, d *iotflow.Device, key *iotflo
 func (s *Store) Device(ctx context.Context, id int64) (*iotflow.Device, error) {
 	d, err := scanDevice(s.pool.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices AS d WHERE d.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, deviceNotFound(id)
+		return nil, iotflow.DeviceNotFound(id)
 	}
 	return d, wrap(ctx, "get device", err)
 }
@@ -189,7 +185,7 @@ func (s *Store) UpdateDevice(ctx context.Context, id int64, u iotflow.DeviceUpda
 		id, textPtr(u.Name), folded, textPtr(u.Description), textPtr(u.Status), textPtr(u.Location),
 		textPtr(u.FirmwareVersion), textPtr(u.HardwareVersion), updatedAt))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, deviceNotFound(id)
+		return nil, iotflow.DeviceNotFound(id)
 	} else if u.Name != nil {
 		if conflict := nameTaken(err, *u.Name); conflict != nil {
 			return nil, conflict
@@ -210,7 +206,7 @@ func (s *Store) DeleteDevice(ctx context.Context, id int64) (*iotflow.Device, er
 	// readings, so the hourly counts lose exactly what the cascade deletes.
 	var one int
 	if err := tx.QueryRow(ctx, `SELECT 1 FROM devices WHERE id = $1 FOR UPDATE`, id).Scan(&one); errors.Is(err, pgx.ErrNoRows) {
-		return nil, deviceNotFound(id)
+		return nil, iotflow.DeviceNotFound(id)
 	} else if err != nil {
 		return nil, wrap(ctx, "delete device: lock", err)
 	}

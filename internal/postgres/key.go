@@ -52,11 +52,6 @@ func scanKey(row pgx.Row) (*iotflow.APIKey, error) {
 	return &k, nil
 }
 
-func keyNotFound(deviceID, keyID int64) error {
-	return iotflow.Errorf(iotflow.ENOTFOUND, "API key not found",
-		"Device %d has no API key with id %d.", deviceID, keyID)
-}
-
 // CreateAPIKey stores a further key of key.DeviceID and sets key.ID;
 // ENOTFOUND without that device, ECONFLICT when the hash is taken.
 func (s *Store) CreateAPIKey(ctx context.Context, key *iotflow.APIKey) error {
@@ -64,7 +59,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, key *iotflow.APIKey) error {
 	err := s.pool.QueryRow(ctx, insertKeySQL, insertKeyArgs(key.DeviceID, key)...).Scan(&id)
 	switch sqlState(err) {
 	case codeForeignKeyViolation:
-		return deviceNotFound(key.DeviceID)
+		return iotflow.DeviceNotFound(key.DeviceID)
 	case codeUniqueViolation:
 		return iotflow.Errorf(iotflow.ECONFLICT, "API key already exists",
 			"An API key with that hash already exists.")
@@ -99,7 +94,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, deviceID, keyID int64, at time
 		WHERE k.id = $1 AND k.device_id = $2
 		RETURNING `+keyColumns, keyID, deviceID, at))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, keyNotFound(deviceID, keyID)
+		return nil, iotflow.KeyNotFound(deviceID, keyID)
 	}
 	return k, wrap(ctx, "revoke api key", err)
 }
@@ -112,7 +107,7 @@ func (s *Store) ExpireAPIKey(ctx context.Context, deviceID, keyID int64, at time
 		WHERE k.id = $1 AND k.device_id = $2
 		RETURNING `+keyColumns, keyID, deviceID, at))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, keyNotFound(deviceID, keyID)
+		return nil, iotflow.KeyNotFound(deviceID, keyID)
 	}
 	return k, wrap(ctx, "expire api key", err)
 }

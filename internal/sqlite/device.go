@@ -62,7 +62,7 @@ func (s *Store) Device(ctx context.Context, id int64) (*iotflow.Device, error) {
 	const q = `SELECT ` + deviceColumns + ` FROM devices WHERE id = ?`
 	d, err := scanDevice(s.reader.QueryRowContext(ctx, q, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, deviceNotFound(id)
+		return nil, iotflow.DeviceNotFound(id)
 	}
 	return d, wrap("select device", err)
 }
@@ -172,7 +172,7 @@ func (s *Store) UpdateDevice(ctx context.Context, id int64, u iotflow.DeviceUpda
 	d, err := scanDevice(s.writer.QueryRowContext(ctx, q, append(args, id)...))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return nil, deviceNotFound(id)
+		return nil, iotflow.DeviceNotFound(id)
 	case isUnique(err) && u.Name != nil:
 		return nil, iotflow.Errorf(iotflow.ECONFLICT, "Device already exists",
 			"A device named %q already exists", *u.Name)
@@ -186,7 +186,7 @@ func (s *Store) DeleteDevice(ctx context.Context, id int64) (*iotflow.Device, er
 	const q = `DELETE FROM devices WHERE id = ? RETURNING ` + deviceColumns
 	d, err := scanDevice(s.writer.QueryRowContext(ctx, q, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, deviceNotFound(id)
+		return nil, iotflow.DeviceNotFound(id)
 	}
 	return d, wrap("delete device", err)
 }
@@ -246,10 +246,6 @@ func scanDevice(row interface{ Scan(...any) error }) (*iotflow.Device, error) {
 	}
 	r.fill(&d)
 	return &d, nil
-}
-
-func deviceNotFound(id int64) error {
-	return iotflow.Errorf(iotflow.ENOTFOUND, "Device not found", "Device %d does not exist", id)
 }
 
 // whereClause joins conditions with AND.

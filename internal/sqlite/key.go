@@ -56,18 +56,13 @@ func scanKey(row interface{ Scan(...any) error }) (*iotflow.APIKey, error) {
 	return &k, nil
 }
 
-func keyNotFound(deviceID, keyID int64) error {
-	return iotflow.Errorf(iotflow.ENOTFOUND, "API key not found",
-		"Device %d has no API key %d", deviceID, keyID)
-}
-
 // CreateAPIKey stores a further key of key.DeviceID and sets key.ID.
 func (s *Store) CreateAPIKey(ctx context.Context, key *iotflow.APIKey) error {
 	var id int64
 	err := s.writer.QueryRowContext(ctx, insertKeySQL, insertKeyArgs(key.DeviceID, key)...).Scan(&id)
 	switch {
 	case isForeignKey(err):
-		return deviceNotFound(key.DeviceID)
+		return iotflow.DeviceNotFound(key.DeviceID)
 	case isUnique(err):
 		return iotflow.Errorf(iotflow.ECONFLICT, "API key already exists",
 			"An API key with that hash already exists")
@@ -108,7 +103,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, deviceID, keyID int64, at time
 		RETURNING ` + keyColumns
 	k, err := scanKey(s.writer.QueryRowContext(ctx, q, micros(at), keyID, deviceID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, keyNotFound(deviceID, keyID)
+		return nil, iotflow.KeyNotFound(deviceID, keyID)
 	}
 	return k, wrap("revoke api key", err)
 }
@@ -120,7 +115,7 @@ func (s *Store) ExpireAPIKey(ctx context.Context, deviceID, keyID int64, at time
 		RETURNING ` + keyColumns
 	k, err := scanKey(s.writer.QueryRowContext(ctx, q, micros(at), keyID, deviceID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, keyNotFound(deviceID, keyID)
+		return nil, iotflow.KeyNotFound(deviceID, keyID)
 	}
 	return k, wrap("expire api key", err)
 }

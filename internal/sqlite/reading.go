@@ -64,7 +64,7 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 				}
 			}
 			if isForeignKey(err) {
-				return deviceNotFound(r.DeviceID)
+				return iotflow.DeviceNotFound(r.DeviceID)
 			} else if err != nil {
 				return wrap("insert telemetry", err)
 			}
@@ -90,7 +90,7 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 			if n, err := res.RowsAffected(); err != nil {
 				return wrap("count telemetry", err)
 			} else if n != 1 {
-				return deviceNotFound(id)
+				return iotflow.DeviceNotFound(id)
 			}
 		}
 		return wrap("insert telemetry", ctx.Err())

@@ -112,6 +112,12 @@ func testDeviceNotFound(t *testing.T, s iotflow.Store) {
 			wantCode(t, tt.name, tt.call(), iotflow.ENOTFOUND)
 		})
 	}
+	// What the API shows is made once, by the store, the same on each.
+	_, err := s.Device(ctx, d.ID+1000)
+	if want := iotflow.DeviceNotFound(d.ID + 1000); iotflow.ErrorMessage(err) != iotflow.ErrorMessage(want) ||
+		iotflow.ErrorTitle(err) != iotflow.ErrorTitle(want) {
+		t.Errorf("Device(unknown) = %v, want %v", err, want)
+	}
 }
 
 func testDeviceByKeyHash(t *testing.T, s iotflow.Store) {

@@ -163,6 +163,9 @@ func testRevokeAPIKey(t *testing.T, s iotflow.Store) {
 	} {
 		_, err := s.RevokeAPIKey(ctx, tt.deviceID, tt.keyID, at(time.Hour))
 		wantCode(t, "RevokeAPIKey("+tt.name+")", err, iotflow.ENOTFOUND)
+		if want := iotflow.KeyNotFound(tt.deviceID, tt.keyID); iotflow.ErrorMessage(err) != iotflow.ErrorMessage(want) {
+			t.Errorf("RevokeAPIKey(%s) = %v, want %v", tt.name, err, want)
+		}
 	}
 	// The refused calls changed nothing.
 	checkKey(t, "other device's key", storedKey(t, s, otherKey.Hash), otherKey)

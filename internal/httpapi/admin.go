@@ -4,7 +4,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/iotflow/iotflow/internal/fleet"
@@ -31,13 +30,15 @@ func (s *server) listDevices(w http.ResponseWriter, r *http.Request, _ *fleet.Ad
 		s.writeError(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	f := iotflow.DeviceFilter{
-		Status:     strings.TrimSpace(q.Get("status")),
-		DeviceType: strings.TrimSpace(q.Get("type")),
-		Search:     strings.TrimSpace(q.Get("search")),
-		Limit:      perPage,
-		Offset:     (page - 1) * perPage,
+	f := iotflow.DeviceFilter{Limit: perPage, Offset: (page - 1) * perPage}
+	for _, q := range []struct {
+		dst  *string
+		name string
+	}{{&f.Status, "status"}, {&f.DeviceType, "type"}, {&f.Search, "search"}} {
+		if *q.dst, err = queryText(r, q.name); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	if f.Status != "" && !iotflow.ValidStatus(f.Status) {
 		s.writeError(w, r, invalid("Query parameter 'status' must be one of active, inactive, maintenance"))
@@ -159,7 +160,7 @@ func (s *server) dashboard(w http.ResponseWriter, r *http.Request, _ *fleet.Admi
 		"statistics": map[string]any{
 			"devices": map[string]int64{
 				"total": st.TotalDevices, "active": st.ActiveDevices,
-				"inactive": st.InactiveDevices, "online": st.OnlineDevices,
+				"inactive": st.InactiveDevices, "maintenance": st.MaintenanceDevices, "online": st.OnlineDevices,
 			},
 			"telemetry":    map[string]int64{"total_records": st.TotalReadings, "last_24h": st.RecentReadings},
 			"device_types": types,
@@ -174,7 +175,11 @@ func (s *server) listTelemetry(w http.ResponseWriter, r *http.Request, _ *fleet.
 		return
 	}
 	q := r.URL.Query()
-	f := iotflow.ReadingFilter{DataType: strings.TrimSpace(q.Get("type")), Limit: perPage, Offset: (page - 1) * perPage}
+	f := iotflow.ReadingFilter{Limit: perPage, Offset: (page - 1) * perPage}
+	if f.DataType, err = queryText(r, "type"); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if v := q.Get("device_id"); v != "" {
 		if f.DeviceID, err = strconv.ParseInt(v, 10, 64); err != nil || f.DeviceID < 1 {
 			s.writeError(w, r, invalid("Query parameter 'device_id' must be a positive integer"))

@@ -177,8 +177,9 @@ func TestAdminDashboard(t *testing.T) {
 		_, k1 := a.register("S1", "sensor")
 		a.register("S2", "sensor")
 		id3, _ := a.register("A1", "actuator")
-		a.register("C1", "camera")
+		id4, _ := a.register("C1", "camera")
 		a.admin("PUT", fmt.Sprintf("/api/v1/admin/devices/%d", id3), map[string]string{"status": "inactive"}).want(t, http.StatusOK)
+		a.admin("PUT", fmt.Sprintf("/api/v1/admin/devices/%d", id4), map[string]string{"status": "maintenance"}).want(t, http.StatusOK)
 		for range 3 {
 			a.device("POST", "/api/v1/devices/telemetry", k1, map[string]any{"data": map[string]int{"t": 1}}).want(t, http.StatusCreated)
 		}
@@ -187,8 +188,9 @@ func TestAdminDashboard(t *testing.T) {
 		st := r.obj(t, "statistics")
 		wantKeys(t, st, "devices", "telemetry", "device_types")
 		devs := st["devices"].(map[string]any)
-		wantKeys(t, devs, "total", "active", "inactive", "online")
-		if devs["total"] != float64(4) || devs["active"] != float64(3) || devs["inactive"] != float64(1) || devs["online"] != float64(1) {
+		wantKeys(t, devs, "total", "active", "inactive", "maintenance", "online")
+		if devs["total"] != float64(4) || devs["active"] != float64(2) || devs["inactive"] != float64(1) || devs["maintenance"] != float64(1) ||
+			devs["online"] != float64(1) {
 			t.Errorf("devices %v", devs)
 		}
 		tel := st["telemetry"].(map[string]any)

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/iotflow"
@@ -112,7 +111,12 @@ func (s *server) deviceTelemetry(w http.ResponseWriter, r *http.Request, d *iotf
 		return
 	}
 	limit = min(limit, maxDeviceTelemetryLimit)
-	rs, err := s.Service.DeviceReadings(r.Context(), d, strings.TrimSpace(r.URL.Query().Get("type")), limit, offset)
+	dataType, err := queryText(r, "type")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rs, err := s.Service.DeviceReadings(r.Context(), d, dataType, limit, offset)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

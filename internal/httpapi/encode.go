@@ -213,6 +213,19 @@ func jsonKind(t reflect.Type) string {
 	return "of another type"
 }
 
+// maxQueryText bounds a text query parameter, well above any field's length.
+const maxQueryText = 1000
+
+// queryText reads a text query parameter, trimmed: NUL and invalid UTF-8,
+// which the stores would treat differently, are refused.
+func queryText(r *http.Request, name string) (string, error) {
+	v := strings.TrimSpace(r.URL.Query().Get(name))
+	if iotflow.CheckText(name, v, maxQueryText) != nil {
+		return "", invalid("Query parameter '%s' must be valid UTF-8 without NUL, at most %d characters", name, maxQueryText)
+	}
+	return v, nil
+}
+
 // queryInt reads an integer query parameter; absent gives def.
 func queryInt(r *http.Request, name string, def, min int) (int, error) {
 	v := r.URL.Query().Get(name)

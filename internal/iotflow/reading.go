@@ -34,13 +34,21 @@ type Reading struct {
 	DeviceName string
 }
 
-// ReadingFilter selects and pages readings, newest (by Timestamp, then ID) first.
+// ReadingFilter selects and pages readings, newest (by Timestamp, then ID)
+// first unless Ascending.
 type ReadingFilter struct {
 	DeviceID int64      // 0 for every device
 	DataType string     // exact data type, or "" for any
 	Since    *time.Time // Timestamp at or after, or nil
-	Limit    int
-	Offset   int
+	// Start and End bound Timestamp to [Start, End); nil leaves a side open.
+	Start, End *time.Time
+	// Ascending orders oldest first.
+	Ascending bool
+	// After, when set, selects only the readings that come after it in the
+	// order: the page after the one that ended with it.
+	After  *ReadingKey
+	Limit  int
+	Offset int
 }
 
 // ReadingStats summarises a device's readings.

@@ -88,7 +88,8 @@ type Store interface {
 	InsertReadings(ctx context.Context, rs []*Reading) error
 
 	// ListReadings returns one page of the readings that match f, newest
-	// (Timestamp, then ID) first, with DeviceName filled in.
+	// (Timestamp, then ID) first or, with f.Ascending, oldest first, with
+	// DeviceName filled in.
 	ListReadings(ctx context.Context, f ReadingFilter) ([]*Reading, error)
 
 	// CountReadings returns how many readings match f (Limit and Offset are
@@ -103,6 +104,36 @@ type Store interface {
 	// at or after onlineSince, all readings, readings with Timestamp at or
 	// after recentSince, and devices by type.
 	Dashboard(ctx context.Context, onlineSince, recentSince time.Time) (*DashboardStats, error)
+
+	// UnrolledReadings returns, lowest id first, at most limit of the
+	// readings the rollups do not cover yet: those with an id above the
+	// watermark, from. Every reading with an id at or below upTo is among
+	// them or was before: upTo is the last one's id when limit were
+	// returned, else an id no uncommitted reading lies below.
+	UnrolledReadings(ctx context.Context, limit int) (from, upTo int64, rs []*Reading, err error)
+
+	// ApplyRollups merges u's rollups and key states into the stored ones
+	// (counts and sums added, the first and last kept by time then id, a
+	// key state replaced only by a newer one) and moves the watermark from
+	// u.From to u.UpTo, in one transaction. ECONFLICT, changing nothing,
+	// when the watermark is no longer u.From; what names a device that no
+	// longer exists is dropped.
+	ApplyRollups(ctx context.Context, u RollupUpdate) error
+
+	// SeriesData reads what q needs in one snapshot (see SeriesData).
+	SeriesData(ctx context.Context, q SeriesQuery) (*SeriesData, error)
+
+	// DeviceKeys returns, in one snapshot, the stored key states of a
+	// device and its readings the rollups do not cover yet, which may hold
+	// newer values and new keys.
+	DeviceKeys(ctx context.Context, deviceID int64) ([]KeyState, []*Reading, error)
+
+	// DeleteReadingsBefore deletes at most limit of the readings with a
+	// Timestamp before cutoff, oldest first, lowering the devices' counts
+	// and the hourly counts with them, and every rollup of a bucket
+	// before cutoff, which is a whole UTC hour. It returns how many
+	// readings it deleted: 0 when none is left before cutoff.
+	DeleteReadingsBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)
 
 	// CreateAdminToken stores t and sets t.ID; ECONFLICT when its name is taken.
 	CreateAdminToken(ctx context.Context, t *AdminToken) error

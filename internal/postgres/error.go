@@ -24,6 +24,7 @@ const (
 	codeCrashShutdown        = "57P02"
 	codeCannotConnectNow     = "57P03"
 	codeUndefinedTable       = "42P01"
+	codeLockNotAvailable     = "55P03"
 	classConnectionException = "08"
 	// classDataException is what PostgreSQL refuses for a value's content:
 	// invalid input for a type (a lone surrogate escape in JSON, 22P02), a

@@ -37,7 +37,9 @@ func jsonObject(m json.RawMessage) json.RawMessage {
 // trigger that ran once per reading.
 //
 // Ids come from the sequence in slice order (the function scan yields rows
-// by ordinality). A message id the device has stored already, or that an
+// by ordinality), drawn under a shared advisory lock held to the commit:
+// UnrolledReadings takes it exclusively for a moment, so that no id below
+// the highest one it then sees can still be uncommitted. A message id the device has stored already, or that an
 // earlier row carries, is skipped by ON CONFLICT. The counters, the
 // devices' telemetry_count and the hourly counts, are raised by the rows
 // inserted, in the same statement (data-modifying CTEs always run to
@@ -51,13 +53,15 @@ func jsonObject(m json.RawMessage) json.RawMessage {
 // flattened, so that ins.id IS NULL skips its index lookup for the
 // inserted rows.)
 const insertReadingsSQL = `
-WITH locked AS MATERIALIZED (
+WITH writing AS MATERIALIZED (
+	SELECT pg_advisory_xact_lock_shared($9, hashtext(current_schema()))
+), locked AS MATERIALIZED (
 	SELECT id FROM devices WHERE id = ANY($8::bigint[]) ORDER BY id FOR NO KEY UPDATE
 ), complete AS MATERIALIZED (
 	SELECT count(*) = cardinality($8::bigint[]) AS ok FROM locked
 ), input AS MATERIALIZED (
 	SELECT nextval('telemetry_data_id_seq'::regclass) AS id, u.*
-	FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[])
+	FROM writing, unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[])
 		WITH ORDINALITY AS u(device_id, ts, received_at, data_type, payload, metadata, message_id, ord)
 ), inserted AS (
 	INSERT INTO telemetry_data (id, device_id, "timestamp", received_at, data_type, payload, metadata, message_id)
@@ -112,7 +116,7 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 		prevID *int64
 		prevAt *time.Time
 	)
-	rows, _ := s.pool.Query(ctx, insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, uniqueSorted(devs))
+	rows, _ := s.pool.Query(ctx, insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, uniqueSorted(devs), writeLockClass)
 	_, err := pgx.ForEachRow(rows, []any{&id, &ok, &complete, &prevID, &prevAt}, func() error {
 		ids[i], stored[i] = id, ok
 		if prevID != nil && prevAt != nil {
@@ -222,11 +226,25 @@ func readingWhere(f iotflow.ReadingFilter) *where {
 	if f.Since != nil {
 		w.add(`t."timestamp" >= $%d`, *f.Since)
 	}
+	if f.Start != nil {
+		w.add(`t."timestamp" >= $%d`, *f.Start)
+	}
+	if f.End != nil {
+		w.add(`t."timestamp" < $%d`, *f.End)
+	}
+	if k := f.After; k != nil {
+		cmp := "<"
+		if f.Ascending {
+			cmp = ">"
+		}
+		w.args = append(w.args, k.At, k.ID)
+		w.conds = append(w.conds, fmt.Sprintf(`(t."timestamp", t.id) %s ($%d, $%d)`, cmp, len(w.args)-1, len(w.args)))
+	}
 	return w
 }
 
 // ListReadings returns one page of the readings that match f, newest
-// (Timestamp, then ID) first, with DeviceName filled in.
+// (Timestamp, then ID) first unless f.Ascending, with DeviceName filled in.
 func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*iotflow.Reading, error) {
 	w := readingWhere(f)
 	limit, offset := bound(f.Limit, f.Offset)
@@ -235,7 +253,7 @@ func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*i
 		SELECT t.id, t.device_id, t."timestamp", t.received_at, t.data_type, t.payload, t.metadata,
 			coalesce(t.message_id, ''), d.name
 		FROM telemetry_data AS t JOIN devices AS d ON d.id = t.device_id`+w.String()+
-		fmt.Sprintf(` ORDER BY t."timestamp" DESC, t.id DESC LIMIT $%d OFFSET $%d`, n, n+1),
+		fmt.Sprintf(` ORDER BY t."timestamp" %[1]s, t.id %[1]s LIMIT $%[2]d OFFSET $%[3]d`, direction(f.Ascending), n, n+1),
 		append(w.args, limit, offset)...)
 	readings, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*iotflow.Reading, error) {
 		var r iotflow.Reading
@@ -252,6 +270,14 @@ func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*i
 	return readings, nil
 }
 
+// direction is the ORDER BY direction of the readings' order.
+func direction(ascending bool) string {
+	if ascending {
+		return "ASC"
+	}
+	return "DESC"
+}
+
 // CountReadings returns how many readings match f. Without a data type or
 // time filter the answer comes from the devices' counters, since counting
 // tens of millions of rows takes seconds.
@@ -259,16 +285,16 @@ func (s *Store) CountReadings(ctx context.Context, f iotflow.ReadingFilter) (int
 	var n int64
 	var err error
 	switch {
-	case f.DataType == "" && f.Since == nil && f.DeviceID == 0:
+	case f.DataType != "" || f.Since != nil || f.Start != nil || f.End != nil || f.After != nil:
+		w := readingWhere(f)
+		err = s.pool.QueryRow(ctx, `SELECT count(*) FROM telemetry_data AS t`+w.String(), w.args...).Scan(&n)
+	case f.DeviceID == 0:
 		err = s.pool.QueryRow(ctx, `SELECT coalesce(sum(telemetry_count), 0)::bigint FROM devices`).Scan(&n)
-	case f.DataType == "" && f.Since == nil:
+	default:
 		err = s.pool.QueryRow(ctx, `SELECT telemetry_count FROM devices WHERE id = $1`, f.DeviceID).Scan(&n)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return 0, nil
 		}
-	default:
-		w := readingWhere(f)
-		err = s.pool.QueryRow(ctx, `SELECT count(*) FROM telemetry_data AS t`+w.String(), w.args...).Scan(&n)
 	}
 	return n, wrap(ctx, "count readings", err)
 }

@@ -132,34 +132,48 @@ func (s *Store) hotStatements(ctx context.Context) (ins, cnt *sql.Stmt, err erro
 	return s.insertReading, s.countReadings, nil
 }
 
-// ListReadings returns one page of the readings that match f, newest first.
+// ListReadings returns one page of the readings that match f, newest
+// first unless f.Ascending.
 func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*iotflow.Reading, error) {
 	where, args := readingWhere(f)
-	q := `SELECT t.id, t.device_id, t.timestamp, t.received_at, t.data_type, t.payload, t.metadata,
-			coalesce(t.message_id, ''), d.name
-		FROM telemetry_data t JOIN devices d ON d.id = t.device_id` + where + `
-		ORDER BY t.timestamp DESC, t.id DESC
+	order := ` ORDER BY t.timestamp DESC, t.id DESC`
+	if f.Ascending {
+		order = ` ORDER BY t.timestamp ASC, t.id ASC`
+	}
+	q := `SELECT ` + readingColumns + `, d.name
+		FROM telemetry_data t JOIN devices d ON d.id = t.device_id` + where + order + `
 		LIMIT ? OFFSET ?`
 	rows, err := s.reader.QueryContext(ctx, q, append(args, limit(f.Limit), max(f.Offset, 0))...)
 	if err != nil {
 		return nil, wrap("list telemetry", err)
 	}
+	readings, err := scanReadings(rows, true)
+	return readings, wrap("list telemetry", err)
+}
+
+// readingColumns are what scanReadings reads of telemetry_data t, in its order.
+const readingColumns = `t.id, t.device_id, t.timestamp, t.received_at, t.data_type, t.payload, t.metadata,
+	coalesce(t.message_id, '')`
+
+// scanReadings reads rows of readingColumns, followed by the device's name
+// when withName, and closes rows.
+func scanReadings(rows *sql.Rows, withName bool) ([]*iotflow.Reading, error) {
 	defer rows.Close()
 	readings := make([]*iotflow.Reading, 0)
 	for rows.Next() {
 		var r iotflow.Reading
 		var ts, received int64
-		err := rows.Scan(&r.ID, &r.DeviceID, &ts, &received, &r.DataType, (*[]byte)(&r.Payload), (*[]byte)(&r.Metadata), &r.MessageID, &r.DeviceName)
-		if err != nil {
-			return nil, wrap("scan telemetry", err)
+		dest := []any{&r.ID, &r.DeviceID, &ts, &received, &r.DataType, (*[]byte)(&r.Payload), (*[]byte)(&r.Metadata), &r.MessageID}
+		if withName {
+			dest = append(dest, &r.DeviceName)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
 		}
 		r.Timestamp, r.ReceivedAt = fromMicros(ts), fromMicros(received)
 		readings = append(readings, &r)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap("list telemetry", err)
-	}
-	return readings, nil
+	return readings, rows.Err()
 }
 
 // CountReadings returns how many readings match f. Without a data type or
@@ -169,7 +183,7 @@ func (s *Store) CountReadings(ctx context.Context, f iotflow.ReadingFilter) (int
 	var n int64
 	var err error
 	switch {
-	case f.DataType != "" || f.Since != nil:
+	case f.DataType != "" || f.Since != nil || f.Start != nil || f.End != nil || f.After != nil:
 		where, args := readingWhere(f)
 		err = s.reader.QueryRowContext(ctx, `SELECT count(*) FROM telemetry_data t`+where, args...).Scan(&n)
 	case f.DeviceID != 0:
@@ -262,6 +276,19 @@ func readingWhere(f iotflow.ReadingFilter) (string, []any) {
 	}
 	if f.Since != nil {
 		conds, args = append(conds, `t.timestamp >= ?`), append(args, micros(*f.Since))
+	}
+	if f.Start != nil {
+		conds, args = append(conds, `t.timestamp >= ?`), append(args, micros(*f.Start))
+	}
+	if f.End != nil {
+		conds, args = append(conds, `t.timestamp < ?`), append(args, micros(*f.End))
+	}
+	if k := f.After; k != nil {
+		cmp := "<"
+		if f.Ascending {
+			cmp = ">"
+		}
+		conds, args = append(conds, `(t.timestamp, t.id) `+cmp+` (?, ?)`), append(args, micros(k.At), k.ID)
 	}
 	return whereClause(conds), args
 }

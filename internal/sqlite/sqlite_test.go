@@ -39,12 +39,12 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pending, err := s.PendingMigrations(ctx); err != nil || !slices.Equal(pending, []int{1, 2, 3}) {
-		t.Fatalf("PendingMigrations before Migrate = %v, %v; want [1 2 3]", pending, err)
+	if pending, err := s.PendingMigrations(ctx); err != nil || !slices.Equal(pending, []int{1, 2, 3, 4}) {
+		t.Fatalf("PendingMigrations before Migrate = %v, %v; want [1 2 3 4]", pending, err)
 	}
 	applied, err := s.Migrate(ctx)
-	if err != nil || !slices.Equal(applied, []int{1, 2, 3}) {
-		t.Fatalf("first Migrate = %v, %v; want [1 2 3]", applied, err)
+	if err != nil || !slices.Equal(applied, []int{1, 2, 3, 4}) {
+		t.Fatalf("first Migrate = %v, %v; want [1 2 3 4]", applied, err)
 	}
 	applied, err = s.Migrate(ctx)
 	if err != nil || len(applied) != 0 {
@@ -53,7 +53,7 @@ func TestMigrate(t *testing.T) {
 	if pending, err := s.PendingMigrations(ctx); err != nil || len(pending) != 0 {
 		t.Fatalf("PendingMigrations after Migrate = %v, %v; want none", pending, err)
 	}
-	for _, table := range []string{"devices", "device_auth", "telemetry_data", "device_configurations", "admin_tokens"} {
+	for _, table := range []string{"devices", "device_auth", "telemetry_data", "device_configurations", "admin_tokens", "telemetry_rollups", "telemetry_keys"} {
 		var n int
 		q := `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`
 		if err := s.reader.QueryRowContext(ctx, q, table).Scan(&n); err != nil || n != 1 {

@@ -47,6 +47,11 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) iotflow.Store) {
 		{"CancelledContext", testCancelledContext},
 		{"ConcurrentInserts", testConcurrentInserts},
 		{"DeleteDeviceWhileWriting", testDeleteDeviceWhileWriting},
+		{"ListReadingRanges", testListReadingRanges},
+		{"CursorWalkWhileWriting", testCursorWalkWhileWriting},
+		{"RollupWatermark", testRollupWatermark},
+		{"ApplyRollupsMerges", testApplyRollupsMerges},
+		{"DeleteReadingsBefore", testDeleteReadingsBefore},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {

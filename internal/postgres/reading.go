@@ -24,22 +24,31 @@ func jsonObject(m json.RawMessage) json.RawMessage {
 	return m
 }
 
-// insertReadingsSQL stores a batch in one statement, and so in one round
-// trip and one implicit transaction: the fixed cost of a transaction's
-// round trips, not the rows, dominates small batches.
+// A batch is stored by three statements sent in one round trip, which
+// run as one implicit transaction (one Sync ends the pipeline): the fixed
+// cost of a transaction's round trips, not the rows, dominates small
+// batches.
 //
-// It first locks the batch's devices (distinct and ascending) in id order,
-// FOR NO KEY UPDATE since it raises their counters, so that DeleteDevice,
-// which takes its device FOR UPDATE, waits for the batch or the batch for
-// it. When a device is missing (or was deleted while the batch waited),
-// nothing is inserted and complete comes back false. Readings have no
-// foreign key (migration 0006): this check, once per device, replaces a
-// trigger that ran once per reading.
-//
-// Ids come from the sequence in slice order (the function scan yields rows
-// by ordinality), drawn under a shared advisory lock held to the commit:
+// The first takes the advisory write lock shared, held to the commit:
 // UnrolledReadings takes it exclusively for a moment, so that no id below
-// the highest one it then sees can still be uncommitted. A message id the device has stored already, or that an
+// the highest one it then sees can still be uncommitted. The second locks
+// the batch's devices (distinct and ascending) in id order, FOR NO KEY
+// UPDATE since the batch raises their counters, so that DeleteDevice,
+// which takes its device FOR UPDATE, waits for the batch or the batch for
+// it, and so do two batches of one device. The devices are locked in a
+// statement of their own: the third, with a snapshot taken once they are
+// locked, updates the versions it sees. Locking in a CTE of the same
+// statement deadlocks with another batch of the device: the statement
+// must then lock again the newer version of a row its snapshot saw an
+// older one of, and queue for it behind the other batch, which waits for
+// the lock this one holds.
+//
+// The third stores the readings. When a device is missing (or was deleted
+// while the batch waited), nothing is inserted and complete comes back
+// false. Readings have no foreign key (migration 0006): this check, once
+// per device, replaces a trigger that ran once per reading. Ids come from
+// the sequence in slice order (the function scan yields rows by
+// ordinality). A message id the device has stored already, or that an
 // earlier row carries, is skipped by ON CONFLICT. The counters, the
 // devices' telemetry_count and the hourly counts, are raised by the rows
 // inserted, in the same statement (data-modifying CTEs always run to
@@ -52,16 +61,17 @@ func jsonObject(m json.RawMessage) json.RawMessage {
 // began with a second query. (OFFSET 0 keeps the subquery from being
 // flattened, so that ins.id IS NULL skips its index lookup for the
 // inserted rows.)
+const (
+	writeLockSQL   = `SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema()))`
+	lockDevicesSQL = `SELECT id FROM devices WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
+)
+
 const insertReadingsSQL = `
-WITH writing AS MATERIALIZED (
-	SELECT pg_advisory_xact_lock_shared($9, hashtext(current_schema()))
-), locked AS MATERIALIZED (
-	SELECT id FROM devices WHERE id = ANY($8::bigint[]) ORDER BY id FOR NO KEY UPDATE
-), complete AS MATERIALIZED (
-	SELECT count(*) = cardinality($8::bigint[]) AS ok FROM locked
+WITH complete AS MATERIALIZED (
+	SELECT count(*) = cardinality($8::bigint[]) AS ok FROM devices WHERE id = ANY($8::bigint[])
 ), input AS MATERIALIZED (
 	SELECT nextval('telemetry_data_id_seq'::regclass) AS id, u.*
-	FROM writing, unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[])
+	FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[])
 		WITH ORDINALITY AS u(device_id, ts, received_at, data_type, payload, metadata, message_id, ord)
 ), inserted AS (
 	INSERT INTO telemetry_data (id, device_id, "timestamp", received_at, data_type, payload, metadata, message_id)
@@ -116,16 +126,22 @@ func (s *Store) InsertReadings(ctx context.Context, rs []*iotflow.Reading) error
 		prevID *int64
 		prevAt *time.Time
 	)
-	rows, _ := s.pool.Query(ctx, insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, uniqueSorted(devs), writeLockClass)
-	_, err := pgx.ForEachRow(rows, []any{&id, &ok, &complete, &prevID, &prevAt}, func() error {
-		ids[i], stored[i] = id, ok
-		if prevID != nil && prevAt != nil {
-			prev[i] = &iotflow.Reading{ID: *prevID, Timestamp: prevAt.UTC()}
-		}
-		i++
-		return nil
+	devices := uniqueSorted(devs)
+	b := &pgx.Batch{}
+	b.Queue(writeLockSQL, writeLockClass)
+	b.Queue(lockDevicesSQL, devices)
+	b.Queue(insertReadingsSQL, devs, ts, recv, types, payloads, metas, msgs, devices).Query(func(rows pgx.Rows) error {
+		_, err := pgx.ForEachRow(rows, []any{&id, &ok, &complete, &prevID, &prevAt}, func() error {
+			ids[i], stored[i] = id, ok
+			if prevID != nil && prevAt != nil {
+				prev[i] = &iotflow.Reading{ID: *prevID, Timestamp: prevAt.UTC()}
+			}
+			i++
+			return nil
+		})
+		return err
 	})
-	if err != nil {
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return wrap(ctx, "insert readings", err)
 	}
 	if !complete {

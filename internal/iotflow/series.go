@@ -124,3 +124,14 @@ type ReadingKey struct {
 	At time.Time
 	ID int64
 }
+
+// RetentionCutoff is the time before which readings are removed when
+// readings are kept for keep: keep before now, down to a whole UTC hour, so
+// that the hourly counts and rollups are removed whole. 0 keeps everything
+// and gives the zero time.
+func RetentionCutoff(now time.Time, keep time.Duration) time.Time {
+	if keep <= 0 {
+		return time.Time{}
+	}
+	return now.Add(-keep).UTC().Truncate(time.Hour)
+}

@@ -68,6 +68,9 @@ type Config struct {
 	AuthCacheSize int
 	AuthCacheTTL  time.Duration
 
+	// Retention is how long readings are kept; 0 keeps them all.
+	Retention time.Duration
+
 	// The write pipeline (group commit).
 	WriteBatch   int
 	WriteQueue   int
@@ -141,6 +144,7 @@ var Settings = []Setting{
 	{"IOTFLOW_WRITE_QUEUE", "4096", "Requests that may wait for a write; beyond it telemetry gets 503 with Retry-After."},
 	{"IOTFLOW_WRITE_WRITERS", "1", "Transactions writing at once; more helps only when the database has cores to spare."},
 	{"IOTFLOW_WRITE_LINGER", "0s", "How long a write waits for more readings to join its batch; 0 adds no latency."},
+	{"IOTFLOW_RETENTION", "", "How long readings are kept, by their own time, such as 90d or 12h (at least 1h); older ones are removed continuously. Unset: kept forever."},
 }
 
 // ReadDotEnv reads the .env file at path into a map; a missing file gives
@@ -197,6 +201,7 @@ func Load(getenv func(string) string, dotenv map[string]string) (*Config, error)
 		WriteLinger:                 l.durationOrZero("IOTFLOW_WRITE_LINGER"),
 	}
 	c.WriteWriters = l.intRange("IOTFLOW_WRITE_WRITERS", 1, 64)
+	c.Retention = l.retention("IOTFLOW_RETENTION")
 	c.ReadHeaderTimeout = l.duration("IOTFLOW_READ_HEADER_TIMEOUT")
 	c.ProvisioningToken = l.str("IOTFLOW_PROVISIONING_TOKEN")
 	c.KeyRotationGrace = l.duration("IOTFLOW_KEY_ROTATION_GRACE")

@@ -211,3 +211,28 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("Defaults() = %+v", c)
 	}
 }
+
+func TestRetention(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": 0, "90d": 90 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "36h": 36 * time.Hour} {
+		c, err := Load(func(n string) string {
+			if n == "IOTFLOW_RETENTION" {
+				return v
+			}
+			return ""
+		}, nil)
+		if err != nil || c.Retention != want {
+			t.Errorf("IOTFLOW_RETENTION=%q: %v, %v; want %v", v, c, err, want)
+		}
+	}
+	for _, v := range []string{"30m", "0d", "ninety", "9x", "d", "-1d", "1.5d"} {
+		_, err := Load(func(n string) string {
+			if n == "IOTFLOW_RETENTION" {
+				return v
+			}
+			return ""
+		}, nil)
+		if err == nil || !strings.Contains(err.Error(), "IOTFLOW_RETENTION") {
+			t.Errorf("IOTFLOW_RETENTION=%q: %v, want an error naming it", v, err)
+		}
+	}
+}

@@ -91,6 +91,36 @@ func (l *loader) duration(name string) time.Duration {
 	return d
 }
 
+// retention reads a span such as 90d, 2w or 36h, at least an hour; unset
+// is 0, keeping everything.
+func (l *loader) retention(name string) time.Duration {
+	v := l.str(name)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, unit := strings.TrimRight(v, "dw"), strings.TrimLeft(v, "0123456789"); unit == "d" || unit == "w" {
+		days, err := strconv.Atoi(n)
+		if err != nil || days > 100*366 {
+			l.fail(name, "%q is not a span such as 90d, 2w or 36h", v)
+			return 0
+		}
+		d = time.Duration(days) * 24 * time.Hour
+		if unit == "w" {
+			d *= 7
+		}
+	} else if parsed, err := time.ParseDuration(v); err == nil {
+		d = parsed
+	} else {
+		l.fail(name, "%q is not a span such as 90d, 2w or 36h", v)
+		return 0
+	}
+	if d < time.Hour {
+		l.fail(name, "%q is less than an hour", v)
+	}
+	return d
+}
+
 // durationOrZero is duration but accepts 0.
 func (l *loader) durationOrZero(name string) time.Duration {
 	if v := l.str(name); v == "0" || v == "0s" {

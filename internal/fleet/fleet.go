@@ -34,6 +34,9 @@ type Options struct {
 	AuthCacheTTL  time.Duration
 	// KeyRotationGrace is how long a rotated key keeps working.
 	KeyRotationGrace time.Duration
+	// Retention is how long readings are kept (0: forever); a reading
+	// older than that is refused rather than stored to be removed.
+	Retention time.Duration
 }
 
 // Submitter stores readings and returns once they are committed.

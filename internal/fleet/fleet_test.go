@@ -2,7 +2,10 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -276,5 +279,30 @@ func TestUpdatesAndTheAuthCache(t *testing.T) {
 	}
 	if _, err := svc.Authenticate(ctx, otherKey); iotflow.ErrorCode(err) != iotflow.EUNAUTHORIZED {
 		t.Fatalf("key of a device found deleted: %v, want %s", err, iotflow.EUNAUTHORIZED)
+	}
+}
+
+// TestReadingsBeforeTheRetentionWindowAreRefused: with a retention, a
+// reading too old to be kept is a 400 naming its timestamp, alone in a
+// batch.
+func TestReadingsBeforeTheRetentionWindowAreRefused(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 30, 0, 0, time.UTC)
+	svc := New(testdb.SQLite(t), withDefaults(Options{Retention: 48 * time.Hour, Now: func() time.Time { return now }}))
+	d, _, err := svc.Register(t.Context(), iotflow.NewDevice{Name: "kept", DeviceType: "sensor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := json.RawMessage(fmt.Sprint(now.Add(-49 * time.Hour).UnixMilli()))
+	if _, err := svc.SubmitReading(t.Context(), d, &ReadingInput{Data: json.RawMessage(`{"t":1}`), Timestamp: old}); iotflow.ErrorCode(err) != iotflow.EINVALID ||
+		!strings.Contains(iotflow.ErrorMessage(err), "'timestamp' lies before the retention window") {
+		t.Fatalf("a reading past the retention: %v", err)
+	}
+	recent := json.RawMessage(fmt.Sprint(now.Add(-47 * time.Hour).UnixMilli()))
+	results, err := svc.SubmitBatch(t.Context(), d, []json.RawMessage{
+		json.RawMessage(`{"data":{"t":1},"timestamp":` + string(old) + `}`),
+		json.RawMessage(`{"data":{"t":1},"timestamp":` + string(recent) + `}`),
+	})
+	if err != nil || results[0].Err == nil || !strings.Contains(iotflow.ErrorMessage(results[0].Err), "records[0].timestamp") || results[1].Err != nil {
+		t.Fatalf("batch: %+v, %v", results, err)
 	}
 }

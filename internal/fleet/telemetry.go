@@ -39,6 +39,10 @@ func (s *Service) reading(d *iotflow.Device, in *ReadingInput, prefix string) (*
 	if ts.IsZero() {
 		ts = now
 	}
+	if cutoff := iotflow.RetentionCutoff(now, s.opts.Retention); ts.Before(cutoff) {
+		return nil, iotflow.Errorf(iotflow.EINVALID, "Validation error",
+			"Field '%stimestamp' lies before the retention window: readings are kept for %s", prefix, s.opts.Retention)
+	}
 	r := &iotflow.Reading{DeviceID: d.ID, Timestamp: ts, ReceivedAt: now, DataType: typ, Payload: in.Data, Metadata: meta}
 	if in.MessageID != nil {
 		if err := iotflow.ValidateMessageID(*in.MessageID, prefix+"message_id"); err != nil {
@@ -157,9 +161,4 @@ func (s *Service) submit(ctx context.Context, rs []*iotflow.Reading) error {
 		return iotflow.Errorf(iotflow.EUNAUTHORIZED, "Invalid API key", "The device no longer exists")
 	}
 	return err
-}
-
-// DeviceReadings returns a page of d's own readings, newest first.
-func (s *Service) DeviceReadings(ctx context.Context, d *iotflow.Device, dataType string, limit, offset int) ([]*iotflow.Reading, error) {
-	return s.store.ListReadings(ctx, iotflow.ReadingFilter{DeviceID: d.ID, DataType: dataType, Limit: limit, Offset: offset})
 }

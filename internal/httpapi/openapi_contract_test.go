@@ -15,6 +15,7 @@ import (
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/pb33f/libopenapi-validator/config"
+	"github.com/pb33f/libopenapi-validator/content"
 	"github.com/pb33f/libopenapi-validator/errors"
 	"github.com/pb33f/libopenapi-validator/paths"
 	"github.com/pb33f/libopenapi-validator/responses"
@@ -48,13 +49,40 @@ func loadContract(t *testing.T) *contract {
 	if err != nil {
 		t.Fatalf("build the OpenAPI model: %v", err)
 	}
-	opts := []config.Option{config.WithFormatAssertions()}
+	opts := []config.Option{config.WithFormatAssertions(),
+		config.WithBodyDecoder("application/x-ndjson", content.DecoderFunc(decodeNDJSON)),
+		config.WithBodyDecoder("text/csv", content.CSVDecoder())}
 	v, errs := validator.NewValidator(doc, opts...)
 	if len(errs) > 0 {
 		t.Fatalf("new validator: %v", errs)
 	}
 	return &contract{t: t, raw: raw, model: &m.Model, validator: v, opts: config.NewValidationOptions(opts...),
 		seen: map[string]map[int]bool{}}
+}
+
+// decodeNDJSON reads an NDJSON body as the array of its lines, which the
+// document's schema of it describes: each line one JSON value, each ended
+// by a newline.
+func decodeNDJSON(in *content.DecodeInput) (any, error) {
+	body, err := io.ReadAll(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	lines := []any{}
+	if len(body) == 0 {
+		return lines, nil
+	}
+	if !bytes.HasSuffix(body, []byte("\n")) {
+		return nil, fmt.Errorf("the last line does not end with a newline")
+	}
+	for i, line := range bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n")) {
+		var v any
+		if err := json.Unmarshal(line, &v); err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		lines = append(lines, v)
+	}
+	return lines, nil
 }
 
 // exchange is one request to drive, and the status it must get.
@@ -68,10 +96,12 @@ type exchange struct {
 	validRequest bool
 }
 
-// result is a validated reply: its body, and the body parsed when it is JSON.
+// result is a validated reply: its headers, its body, and the body parsed
+// when it is JSON.
 type result struct {
-	raw  []byte
-	body map[string]any
+	header http.Header
+	raw    []byte
+	body   map[string]any
 }
 
 var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -132,7 +162,7 @@ func (c *contract) finish(key string, e exchange, res *http.Response) result {
 	}
 	c.seen[key][res.StatusCode] = true
 	raw, _ := io.ReadAll(res.Body)
-	r := result{raw: raw}
+	r := result{header: res.Header, raw: raw}
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
 		_ = json.Unmarshal(raw, &r.body)
 	}

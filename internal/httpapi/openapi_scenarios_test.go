@@ -2,12 +2,14 @@ package httpapi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/iotflow/iotflow/internal/dbhealth"
 	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/httpapi"
 	"github.com/iotflow/iotflow/internal/ingest"
@@ -106,6 +108,7 @@ func contractDevices(t *testing.T, c *contract, store iotflow.Store) {
 	c.do(a, exchange{method: "PUT", path: cfg, headers: key(k), want: 200, validRequest: true, body: map[string]any{"status": "maintenance"}})
 	for _, e := range []exchange{
 		{method: "GET", path: status}, {method: "GET", path: telemetry},
+		{method: "GET", path: telemetry + "/series"}, {method: "GET", path: telemetry + "/latest"},
 		{method: "POST", path: telemetry, body: map[string]any{"data": map[string]any{"t": 1}}},
 		{method: "POST", path: batch, body: map[string]any{"records": []any{rec(9)}}},
 		{method: "PUT", path: cfg, body: map[string]any{"status": "active"}},
@@ -204,11 +207,13 @@ func contractRateLimits(t *testing.T, c *contract, store iotflow.Store) {
 	// The device limit: status, telemetry reads, config, heartbeat, rotation.
 	for _, e := range []exchange{
 		{method: "GET", path: "/api/v1/devices/status", want: 200},
-		{method: "GET", path: "/api/v1/devices/telemetry", want: 200},
-		{method: "POST", path: "/api/v1/devices/heartbeat", want: 200},
+		{method: "GET", path: "/api/v1/devices/telemetry/series", want: 200},
+		{method: "GET", path: "/api/v1/devices/telemetry/latest", want: 200},
 		{method: "PUT", path: "/api/v1/devices/config", body: map[string]any{"location": "x"}, want: 429},
 		{method: "GET", path: "/api/v1/devices/status", want: 429},
 		{method: "GET", path: "/api/v1/devices/telemetry", want: 429},
+		{method: "GET", path: "/api/v1/devices/telemetry/series", want: 429},
+		{method: "GET", path: "/api/v1/devices/telemetry/latest", want: 429},
 		{method: "POST", path: "/api/v1/devices/heartbeat", want: 429},
 		{method: "POST", path: "/api/v1/devices/keys/rotate", want: 429},
 	} {
@@ -237,6 +242,9 @@ func contractRateLimits(t *testing.T, c *contract, store iotflow.Store) {
 		{method: "DELETE", path: "/api/v1/admin/devices/1"}, {method: "GET", path: "/api/v1/admin/devices/1/keys"},
 		{method: "POST", path: "/api/v1/admin/devices/1/keys"}, {method: "DELETE", path: "/api/v1/admin/devices/1/keys/1"},
 		{method: "GET", path: "/api/v1/admin/dashboard"}, {method: "GET", path: "/api/v1/admin/telemetry"},
+		{method: "GET", path: "/api/v1/admin/devices/1/telemetry"}, {method: "GET", path: "/api/v1/admin/devices/1/telemetry/series"},
+		{method: "GET", path: "/api/v1/admin/devices/1/telemetry/latest"}, {method: "GET", path: "/api/v1/admin/devices/1/telemetry/keys"},
+		{method: "GET", path: "/api/v1/admin/telemetry/export"},
 	} {
 		e.headers, e.want = bearer, 429
 		c.do(a, e)
@@ -297,12 +305,27 @@ func contractUnavailable(t *testing.T, c *contract, store iotflow.Store) {
 	c.do(a, exchange{method: "GET", path: "/health", want: 503})
 	c.do(a, exchange{method: "GET", path: "/readyz", want: 503})
 	c.do(a, exchange{method: "GET", path: "/livez", want: 200})
-	for _, e := range append(everyDatabaseRoute(k), exchange{method: "POST", path: "/api/v1/devices/register", body: map[string]string{"name": "Lost", "device_type": "s"}}) {
+	// An export whose first read fails before the status is sent is a 500
+	// (a failure after it cuts the connection).
+	for _, e := range append(everyDatabaseRoute(k),
+		exchange{method: "POST", path: "/api/v1/devices/register", body: map[string]string{"name": "Lost", "device_type": "s"}},
+		exchange{method: "GET", path: "/api/v1/admin/telemetry/export?device_id=1", headers: bearer},
+		exchange{method: "GET", path: "/api/v1/admin/telemetry/export?format=csv", headers: bearer}) {
 		e.want = 500
 		c.do(a, e)
 	}
 
-	// A database too slow for the request's deadline.
+	// A database declared down: requests that need it are let go at once,
+	// an export's included.
+	down := dbhealth.New(func(context.Context) error { return errors.New("no answer") }, dbhealth.Options{})
+	down.Check(t.Context())
+	a = contractAPI(t, store, httpapi.Deps{Database: down})
+	c.do(a, exchange{method: "GET", path: "/api/v1/admin/telemetry/export?device_id=1", headers: bearer, want: 503})
+	c.do(a, exchange{method: "GET", path: "/api/v1/admin/telemetry/export?format=csv", headers: bearer, want: 503})
+	c.do(a, exchange{method: "GET", path: "/api/v1/admin/devices/1/telemetry/series", headers: bearer, want: 503})
+
+	// A database too slow for the request's deadline. An export is not
+	// bounded by it: it streams for as long as it takes.
 	slow := testdb.SQLite(t)
 	_, k = c.registerDevice(contractAPI(t, slow, httpapi.Deps{}), "Slow")
 	a = contractAPI(t, slow, httpapi.Deps{RequestTimeout: time.Nanosecond})
@@ -318,6 +341,7 @@ func everyDatabaseRoute(k string) []exchange {
 	reading := map[string]any{"data": map[string]any{"t": 1}}
 	es := []exchange{
 		{method: "GET", path: "/api/v1/devices/status"}, {method: "GET", path: "/api/v1/devices/telemetry"},
+		{method: "GET", path: "/api/v1/devices/telemetry/series"}, {method: "GET", path: "/api/v1/devices/telemetry/latest"},
 		{method: "POST", path: "/api/v1/devices/telemetry", body: reading},
 		{method: "POST", path: "/api/v1/devices/telemetry/batch", body: map[string]any{"records": []any{reading}}},
 		{method: "PUT", path: "/api/v1/devices/config", body: map[string]any{"location": "x"}},
@@ -332,6 +356,8 @@ func everyDatabaseRoute(k string) []exchange {
 		{method: "DELETE", path: "/api/v1/admin/devices/1"}, {method: "GET", path: "/api/v1/admin/devices/1/keys"},
 		{method: "POST", path: "/api/v1/admin/devices/1/keys"}, {method: "DELETE", path: "/api/v1/admin/devices/1/keys/1"},
 		{method: "GET", path: "/api/v1/admin/dashboard"}, {method: "GET", path: "/api/v1/admin/telemetry"},
+		{method: "GET", path: "/api/v1/admin/devices/1/telemetry"}, {method: "GET", path: "/api/v1/admin/devices/1/telemetry/series"},
+		{method: "GET", path: "/api/v1/admin/devices/1/telemetry/latest"}, {method: "GET", path: "/api/v1/admin/devices/1/telemetry/keys"},
 	} {
 		e.headers = bearer
 		es = append(es, e)

@@ -14,6 +14,7 @@ import (
 	"github.com/iotflow/iotflow/internal/httpapi"
 	"github.com/iotflow/iotflow/internal/ingest"
 	"github.com/iotflow/iotflow/internal/metrics"
+	"github.com/iotflow/iotflow/internal/series"
 )
 
 // app is the service wired from its configuration: the database, the
@@ -28,6 +29,8 @@ type app struct {
 	watcher  dbWatch
 	pipeline *ingest.Pipeline
 	svc      *fleet.Service
+	series   *series.Service
+	roller   *series.Roller
 	handler  http.Handler
 
 	closers []io.Closer // closed in reverse by close
@@ -63,7 +66,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io
 	a.svc = fleet.New(db, fleet.Options{
 		OnlineTimeout: cfg.OnlineTimeout, StaticAdminToken: cfg.AdminToken, Logger: log,
 		Submitter: a.pipeline, MaxClockSkew: cfg.MaxClockSkew, AuthCacheSize: cfg.AuthCacheSize, AuthCacheTTL: cfg.AuthCacheTTL,
-		KeyRotationGrace: cfg.KeyRotationGrace,
+		KeyRotationGrace: cfg.KeyRotationGrace, Retention: cfg.Retention,
 	})
 	token, err := a.svc.EnsureAdminToken(ctx)
 	if err != nil {
@@ -83,8 +86,19 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io
 	a.closers = append(a.closers, closeLimits)
 	registerMetrics(a.metrics, db, a.pipeline, a.svc, limits)
 
+	a.series = &series.Service{Store: db}
+	a.roller = &series.Roller{Store: db, Batch: 5000, Every: time.Second, Log: log}
+	a.metrics.CounterFunc("iotflow_rollup_readings_total", "Readings the time-series rollup has taken in since start.",
+		func() float64 { return float64(a.roller.Rolled()) })
+	a.metrics.GaugeFunc("iotflow_rollup_behind", "1 while the rollup has more readings waiting than its last pass took.",
+		func() float64 {
+			if a.roller.Behind() {
+				return 1
+			}
+			return 0
+		})
 	a.handler = httpapi.NewHandler(httpapi.Deps{
-		Metrics: a.metrics, Database: a.watcher.Watcher,
+		Metrics: a.metrics, Database: a.watcher.Watcher, Series: a.series,
 		Service: a.svc, Logger: log, Version: version, RequestTimeout: cfg.RequestTimeout, Started: time.Now(),
 		MaxBatch: cfg.MaxBatch, Limits: limits, ProvisioningToken: cfg.ProvisioningToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
 		CORSOrigins: cfg.CORSOrigins,
@@ -96,11 +110,30 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io
 // every IOTFLOW_LAST_SEEN_FLUSH until the returned stop is called, which
 // waits for it to end.
 func (a *app) runFlusher(ctx context.Context) (stop func()) {
-	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	return a.background(ctx, func(ctx context.Context) { a.svc.RunFlusher(ctx, a.cfg.LastSeenFlush) })
+}
+
+// runUpkeep keeps the time-series rollups and, with IOTFLOW_RETENTION,
+// removes old readings, until the returned stop is called, which waits for
+// both to end.
+func (a *app) runUpkeep(ctx context.Context) (stop func()) {
+	stopRoller := a.background(ctx, a.roller.Run)
+	stopRetention := func() {}
+	if a.cfg.Retention > 0 {
+		r := &series.Retention{Store: a.db, Keep: a.cfg.Retention, Batch: 5000, Pause: 50 * time.Millisecond,
+			Every: time.Minute, Now: time.Now, Log: a.log}
+		stopRetention = a.background(ctx, r.Run)
+	}
+	return func() { stopRetention(); stopRoller() }
+}
+
+// background runs fn until the returned stop is called, which waits for it.
+func (a *app) background(ctx context.Context, fn func(context.Context)) (stop func()) {
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		a.svc.RunFlusher(fctx, a.cfg.LastSeenFlush)
+		fn(bctx)
 	}()
 	return func() { cancel(); <-done }
 }

@@ -101,6 +101,8 @@ func runServe(ctx context.Context, e env, args []string) error {
 		go ignoreHUP(watchCtx, hup, log)
 	}
 	stopFlusher := a.runFlusher(ctx)
+	stopUpkeep := a.runUpkeep(ctx)
+	defer stopUpkeep()
 
 	served := make(chan error, 1)
 	go func() {

@@ -159,16 +159,3 @@ func (s *Service) Dashboard(ctx context.Context) (*iotflow.DashboardStats, error
 	now := s.opts.Now()
 	return s.store.Dashboard(ctx, iotflow.Truncate(now.Add(-s.opts.OnlineTimeout)), iotflow.Truncate(now.Add(-24*time.Hour)))
 }
-
-// ListReadings returns one page of readings across devices and the total that match f.
-func (s *Service) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*iotflow.Reading, int64, error) {
-	rs, err := s.store.ListReadings(ctx, f)
-	if err != nil {
-		return nil, 0, err
-	}
-	total, err := s.store.CountReadings(ctx, f)
-	if err != nil {
-		return nil, 0, err
-	}
-	return rs, total, nil
-}

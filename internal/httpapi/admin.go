@@ -8,6 +8,7 @@ import (
 
 	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/iotflow"
+	"github.com/iotflow/iotflow/internal/series"
 )
 
 // paging reads page and per_page, capping per_page at max.
@@ -174,28 +175,42 @@ func (s *server) listTelemetry(w http.ResponseWriter, r *http.Request, _ *fleet.
 		s.writeError(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	f := iotflow.ReadingFilter{Limit: perPage, Offset: (page - 1) * perPage}
-	if f.DataType, err = queryText(r, "type"); err != nil {
+	v := r.URL.Query()
+	q := series.ReadingsQuery{Limit: perPage, Offset: (page - 1) * perPage, Cursor: v.Get("cursor")}
+	if q.DataType, err = queryText(r, "type"); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if v := q.Get("device_id"); v != "" {
-		if f.DeviceID, err = strconv.ParseInt(v, 10, 64); err != nil || f.DeviceID < 1 {
+	if d := v.Get("device_id"); d != "" {
+		if q.DeviceID, err = strconv.ParseInt(d, 10, 64); err != nil || q.DeviceID < 1 {
 			s.writeError(w, r, invalid("Query parameter 'device_id' must be a positive integer"))
 			return
 		}
 	}
-	if v := q.Get("hours"); v != "" {
-		h, err := strconv.ParseFloat(v, 64)
-		if err != nil || h <= 0 || h > 24*366*100 || math.IsNaN(h) {
+	if q.Range, err = series.ParseRange(v); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if h := v.Get("hours"); h != "" {
+		hours, err := strconv.ParseFloat(h, 64)
+		if err != nil || hours <= 0 || hours > 24*366*100 || math.IsNaN(hours) {
 			s.writeError(w, r, invalid("Query parameter 'hours' must be a positive number"))
 			return
 		}
-		since := iotflow.Truncate(s.Service.Now().Add(-time.Duration(h * float64(time.Hour))))
-		f.Since = &since
+		if q.Start != nil {
+			s.writeError(w, r, invalid("Give query parameter 'hours' or 'start', not both"))
+			return
+		}
+		since := iotflow.Truncate(s.Service.Now().Add(-time.Duration(hours * float64(time.Hour))))
+		q.Start = &since
 	}
-	rs, total, err := s.Service.ListReadings(r.Context(), f)
+	p, err := s.Series.Readings(r.Context(), q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	total, err := s.Service.Store().CountReadings(r.Context(),
+		iotflow.ReadingFilter{DeviceID: q.DeviceID, DataType: q.DataType, Start: q.Start, End: q.End})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -204,14 +219,16 @@ func (s *server) listTelemetry(w http.ResponseWriter, r *http.Request, _ *fleet.
 		telemetryJSON
 		DeviceName string `json:"device_name"`
 	}
-	out := make([]withName, len(rs))
-	for i, rd := range rs {
+	out := make([]withName, len(p.Readings))
+	for i, rd := range p.Readings {
 		out[i] = withName{telemetryView(rd), rd.DeviceName}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"status":     "success",
-		"telemetry":  out,
-		"pagination": pagination(page, perPage, total),
+		"status":      "success",
+		"telemetry":   out,
+		"pagination":  pagination(page, perPage, total),
+		"has_more":    p.HasMore,
+		"next_cursor": nullable(p.NextCursor),
 	})
 }
 

@@ -215,7 +215,7 @@ func TestAdminTelemetry(t *testing.T) {
 		a.device("POST", "/api/v1/devices/telemetry", k2, map[string]any{"data": map[string]int{"i": 9}, "type": "alarm"}).want(t, http.StatusCreated)
 
 		r := a.admin("GET", "/api/v1/admin/telemetry", nil).want(t, http.StatusOK)
-		wantKeys(t, r.body, "status", "telemetry", "pagination")
+		wantKeys(t, r.body, "status", "telemetry", "pagination", "has_more", "next_cursor")
 		l := r.list(t, "telemetry")
 		if len(l) != 4 || l[0].(map[string]any)["device_name"] != "T2" {
 			t.Fatalf("telemetry %s", r.raw)

@@ -4,6 +4,7 @@ import (
 	"github.com/iotflow/iotflow/internal/config"
 	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/ingest"
+	"github.com/iotflow/iotflow/internal/series"
 )
 
 // The service's parts as the tests build them: the settings a test leaves
@@ -28,6 +29,9 @@ func depsWithDefaults(d Deps) Deps {
 	}
 	if d.MaxBatch == 0 {
 		d.MaxBatch = c.MaxBatch
+	}
+	if d.Series == nil && d.Service != nil {
+		d.Series = &series.Service{Store: d.Service.Store()}
 	}
 	return d
 }

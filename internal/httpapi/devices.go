@@ -100,34 +100,7 @@ type telemetryAck struct {
 const maxDeviceTelemetryLimit = 1000
 
 func (s *server) deviceTelemetry(w http.ResponseWriter, r *http.Request, d *iotflow.Device) {
-	limit, err := queryInt(r, "limit", 100, 1)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	offset, err := queryInt(r, "offset", 0, 0)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	limit = min(limit, maxDeviceTelemetryLimit)
-	dataType, err := queryText(r, "type")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	rs, err := s.Service.DeviceReadings(r.Context(), d, dataType, limit, offset)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"status":    "success",
-		"telemetry": telemetryViews(rs),
-		"count":     len(rs),
-		"limit":     limit,
-		"offset":    offset,
-	})
+	s.readings(w, r, d.ID, maxDeviceTelemetryLimit)
 }
 
 // configRequest is the body of PUT /api/v1/devices/config.

@@ -156,7 +156,7 @@ func TestTelemetry(t *testing.T) {
 		a.device("POST", "/api/v1/devices/telemetry", other, map[string]any{"data": map[string]any{"x": 1}}).want(t, http.StatusCreated)
 
 		r = a.device("GET", "/api/v1/devices/telemetry", key, nil).want(t, http.StatusOK)
-		wantKeys(t, r.body, "status", "telemetry", "count", "limit", "offset")
+		wantKeys(t, r.body, "status", "telemetry", "count", "limit", "offset", "has_more", "next_cursor")
 		list := r.list(t, "telemetry")
 		if len(list) != 2 || r.body["count"] != float64(2) || r.body["limit"] != float64(100) || r.body["offset"] != float64(0) {
 			t.Fatalf("telemetry %s", r.raw)

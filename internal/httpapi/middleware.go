@@ -262,6 +262,17 @@ func (s *server) device(limit int, h func(http.ResponseWriter, *http.Request, *i
 
 // admin wraps a handler that needs an admin bearer token.
 func (s *server) admin(h func(http.ResponseWriter, *http.Request, *fleet.AdminIdentity)) http.Handler {
+	return s.adminFor(h, false)
+}
+
+// adminStream is admin for a handler that streams its answer for as long
+// as it takes: its own database calls bound their time, not the request's
+// timeout.
+func (s *server) adminStream(h func(http.ResponseWriter, *http.Request, *fleet.AdminIdentity)) http.Handler {
+	return s.adminFor(h, true)
+}
+
+func (s *server) adminFor(h func(http.ResponseWriter, *http.Request, *fleet.AdminIdentity), stream bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := s.withTimeout(r)
 		defer cancel()
@@ -278,6 +289,11 @@ func (s *server) admin(h func(http.ResponseWriter, *http.Request, *fleet.AdminId
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
+		if stream {
+			var unbind context.CancelFunc
+			ctx, unbind = s.Database.Bind(r.Context())
+			defer unbind()
+		}
 		h(w, r.WithContext(ctx), who)
 	})
 }

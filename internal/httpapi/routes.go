@@ -11,6 +11,7 @@ import (
 	"github.com/iotflow/iotflow/internal/dbhealth"
 	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/metrics"
+	"github.com/iotflow/iotflow/internal/series"
 )
 
 // Deps are what the handler needs. The settings come from the
@@ -18,6 +19,8 @@ import (
 // given.
 type Deps struct {
 	Service *fleet.Service
+	// Series answers the time-series reads.
+	Series  *series.Service
 	Logger  *slog.Logger
 	Version string
 	// RequestTimeout bounds the database work of one request.
@@ -77,6 +80,8 @@ func NewHandler(d Deps) http.Handler {
 	mux.Handle(routeTelemetry, s.device(limitTelemetry, s.submitTelemetry))
 	mux.Handle(routeBatch, s.device(limitInHandler, s.submitBatch))
 	mux.Handle("GET /api/v1/devices/telemetry", s.device(limitDevice, s.deviceTelemetry))
+	mux.Handle("GET /api/v1/devices/telemetry/series", s.device(limitDevice, s.deviceSeries))
+	mux.Handle("GET /api/v1/devices/telemetry/latest", s.device(limitDevice, s.deviceLatest))
 	mux.Handle("PUT /api/v1/devices/config", s.device(limitDevice, s.updateConfig))
 	mux.Handle("POST /api/v1/devices/heartbeat", s.device(limitDevice, s.heartbeat))
 	mux.Handle("POST /api/v1/devices/keys/rotate", s.device(limitDevice, s.rotateKey))
@@ -91,6 +96,11 @@ func NewHandler(d Deps) http.Handler {
 	mux.Handle("DELETE /api/v1/admin/devices/{id}/keys/{key_id}", s.admin(s.revokeKey))
 	mux.Handle("GET /api/v1/admin/dashboard", s.admin(s.dashboard))
 	mux.Handle("GET /api/v1/admin/telemetry", s.admin(s.listTelemetry))
+	mux.Handle("GET /api/v1/admin/devices/{id}/telemetry", s.admin(s.adminDeviceTelemetry))
+	mux.Handle("GET /api/v1/admin/devices/{id}/telemetry/series", s.admin(s.adminSeries))
+	mux.Handle("GET /api/v1/admin/devices/{id}/telemetry/latest", s.admin(s.adminLatest))
+	mux.Handle("GET /api/v1/admin/devices/{id}/telemetry/keys", s.admin(s.adminKeys))
+	mux.Handle("GET /api/v1/admin/telemetry/export", s.adminStream(s.export))
 
 	return s.accessLog(s.recoverPanics(s.requestID(securityHeaders(s.cors(s.CORSOrigins)(s.jsonFallbacks(mux))))))
 }
@@ -115,19 +125,26 @@ var endpoints = map[string]any{
 		"telemetry":     "POST /api/v1/devices/telemetry",
 		"batch":         "POST /api/v1/devices/telemetry/batch",
 		"get_telemetry": "GET /api/v1/devices/telemetry",
+		"series":        "GET /api/v1/devices/telemetry/series",
+		"latest":        "GET /api/v1/devices/telemetry/latest",
 		"update_config": "PUT /api/v1/devices/config",
 		"heartbeat":     "POST /api/v1/devices/heartbeat",
 		"rotate_key":    "POST /api/v1/devices/keys/rotate",
 	},
 	"admin": map[string]string{
-		"list_devices":  "GET /api/v1/admin/devices",
-		"device":        "GET /api/v1/admin/devices/{id}",
-		"update_device": "PUT /api/v1/admin/devices/{id}",
-		"delete_device": "DELETE /api/v1/admin/devices/{id}",
-		"list_keys":     "GET /api/v1/admin/devices/{id}/keys",
-		"issue_key":     "POST /api/v1/admin/devices/{id}/keys",
-		"revoke_key":    "DELETE /api/v1/admin/devices/{id}/keys/{key_id}",
-		"dashboard":     "GET /api/v1/admin/dashboard",
-		"telemetry":     "GET /api/v1/admin/telemetry",
+		"list_devices":     "GET /api/v1/admin/devices",
+		"device":           "GET /api/v1/admin/devices/{id}",
+		"update_device":    "PUT /api/v1/admin/devices/{id}",
+		"delete_device":    "DELETE /api/v1/admin/devices/{id}",
+		"list_keys":        "GET /api/v1/admin/devices/{id}/keys",
+		"issue_key":        "POST /api/v1/admin/devices/{id}/keys",
+		"revoke_key":       "DELETE /api/v1/admin/devices/{id}/keys/{key_id}",
+		"dashboard":        "GET /api/v1/admin/dashboard",
+		"telemetry":        "GET /api/v1/admin/telemetry",
+		"device_telemetry": "GET /api/v1/admin/devices/{id}/telemetry",
+		"device_series":    "GET /api/v1/admin/devices/{id}/telemetry/series",
+		"device_latest":    "GET /api/v1/admin/devices/{id}/telemetry/latest",
+		"device_keys":      "GET /api/v1/admin/devices/{id}/telemetry/keys",
+		"export":           "GET /api/v1/admin/telemetry/export",
 	},
 }

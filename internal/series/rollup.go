@@ -3,6 +3,7 @@ package series
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/iotflow/iotflow/internal/iotflow"
@@ -22,7 +23,16 @@ type Roller struct {
 	// Every is the pause between passes once the rollups have caught up.
 	Every time.Duration
 	Log   *slog.Logger
+
+	rolled atomic.Int64 // readings taken in since start
+	behind atomic.Bool  // the last pass was full: more are waiting
 }
+
+// Rolled is how many readings the passes of this roller have taken in.
+func (r *Roller) Rolled() int64 { return r.rolled.Load() }
+
+// Behind reports whether the last pass found more readings than it took.
+func (r *Roller) Behind() bool { return r.behind.Load() }
 
 // Run rolls up until ctx ends.
 func (r *Roller) Run(ctx context.Context) {
@@ -59,11 +69,17 @@ func (r *Roller) Pass(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	if upTo == from {
+		r.behind.Store(false)
 		return 0, nil
 	}
 	u := Rollups(rs)
 	u.From, u.UpTo = from, upTo
-	return len(rs), r.Store.ApplyRollups(ctx, u)
+	if err := r.Store.ApplyRollups(ctx, u); err != nil {
+		return 0, err
+	}
+	r.rolled.Add(int64(len(rs)))
+	r.behind.Store(len(rs) == r.Batch)
+	return len(rs), nil
 }
 
 // Rollups aggregates the values of rs into minute and hour rollups and key

@@ -191,6 +191,10 @@ func (s *server) listTelemetry(w http.ResponseWriter, r *http.Request, _ *fleet.
 		s.writeError(w, r, err)
 		return
 	}
+	if q.Cursor != "" && page > 1 {
+		s.writeError(w, r, invalid("Query parameter 'page' cannot be used with 'cursor'"))
+		return
+	}
 	if h := v.Get("hours"); h != "" {
 		hours, err := strconv.ParseFloat(h, 64)
 		if err != nil || hours <= 0 || hours > 24*366*100 || math.IsNaN(hours) {
@@ -202,7 +206,7 @@ func (s *server) listTelemetry(w http.ResponseWriter, r *http.Request, _ *fleet.
 			return
 		}
 		since := iotflow.Truncate(s.Service.Now().Add(-time.Duration(hours * float64(time.Hour))))
-		q.Start = &since
+		q.Start, q.Window = &since, "hours="+h
 	}
 	p, err := s.Series.Readings(r.Context(), q)
 	if err != nil {

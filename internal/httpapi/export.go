@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/iotflow/iotflow/internal/fleet"
@@ -26,7 +27,7 @@ const exportWriteWindow = 30 * time.Second
 // truncated export for a whole one.
 func (s *server) export(w http.ResponseWriter, r *http.Request, _ *fleet.AdminIdentity) {
 	v := r.URL.Query()
-	format := v.Get("format")
+	format := strings.ToLower(v.Get("format"))
 	if format == "" {
 		format = "ndjson"
 	}
@@ -108,7 +109,7 @@ func (s *server) export(w http.ResponseWriter, r *http.Request, _ *fleet.AdminId
 		}
 		return rc.Flush()
 	}
-	err = s.Series.Each(r.Context(), q, func(rd *iotflow.Reading) error {
+	err = s.Series.Each(r.Context(), q, s.RequestTimeout, func(rd *iotflow.Reading) error {
 		if err := row(rd); err != nil {
 			return err
 		}

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/iotflow/iotflow/internal/fleet"
@@ -89,7 +91,7 @@ func (s *server) adminSeries(w http.ResponseWriter, r *http.Request, _ *fleet.Ad
 
 // series answers a series read in the json or the columnar format.
 func (s *server) series(w http.ResponseWriter, r *http.Request, deviceID int64) {
-	format := r.URL.Query().Get("format")
+	format := strings.ToLower(r.URL.Query().Get("format"))
 	if format != "" && format != "json" && format != "columnar" {
 		s.writeError(w, r, invalid("Query parameter 'format' must be json or columnar"))
 		return
@@ -105,6 +107,7 @@ func (s *server) series(w http.ResponseWriter, r *http.Request, deviceID int64) 
 		s.writeError(w, r, err)
 		return
 	}
+	q = res.Query // with the range a cursor carried
 	body := map[string]any{
 		"device_id": deviceID, "start": formatTime(q.Start), "end": formatTime(q.End),
 		"interval": q.Interval.String(), "tz": q.Loc.String(),
@@ -127,7 +130,7 @@ func seriesJSON(res *series.SeriesResult) map[string][]map[string]any {
 		if res.Points != nil {
 			points := make([]map[string]any, len(res.Points[key]))
 			for i, p := range res.Points[key] {
-				points[i] = map[string]any{"ts": formatTime(p.At), "value": p.Value}
+				points[i] = map[string]any{"ts": formatTime(p.At), "value": finite(p.Value)}
 			}
 			out[key] = points
 			continue
@@ -146,38 +149,43 @@ func seriesJSON(res *series.SeriesResult) map[string][]map[string]any {
 }
 
 // columnar adds the columnar format to body: one "ts" column of epoch
-// milliseconds, the union of every key's buckets (or readings' times), and
-// a column a key and aggregate ("temperature.avg"; "temperature.value" for
-// a raw series), null where that key has no value.
+// milliseconds and a column a key and aggregate ("temperature.avg"), null
+// where that key has no value. The rows are the union of every key's
+// buckets, or for a raw series its readings ("temperature.value"), which
+// may share a time.
 func columnar(body map[string]any, res *series.SeriesResult) {
-	var times []time.Time
-	index := map[int64]int{}
-	add := func(t time.Time) {
-		if _, ok := index[t.UnixMicro()]; !ok {
-			index[t.UnixMicro()] = len(times)
-			times = append(times, t)
-		}
+	type row struct {
+		at time.Time
+		id int64 // the reading of a raw series' row
 	}
+	var rows []row
+	index := map[row]int{}
 	for _, key := range res.Keys {
 		for _, b := range res.Buckets[key] {
-			add(b.Start)
+			rows = append(rows, row{at: b.Start})
 		}
 		for _, p := range res.Points[key] {
-			add(p.At)
+			rows = append(rows, row{at: p.At, id: p.ReadingID})
 		}
 	}
-	sortTimes(times, index)
-	ts := make([]int64, len(times))
-	for i, t := range times {
-		ts[i] = t.UnixMilli()
+	slices.SortFunc(rows, func(a, b row) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return int(a.id - b.id)
+	})
+	rows = slices.Compact(rows)
+	ts := make([]int64, len(rows))
+	for i, r := range rows {
+		ts[i], index[r] = r.at.UnixMilli(), i
 	}
 	body["ts"] = ts
-	column := func() []any { return make([]any, len(times)) }
+	column := func() []any { return make([]any, len(rows)) }
 	for _, key := range res.Keys {
 		if res.Points != nil {
 			col := column()
 			for _, p := range res.Points[key] {
-				col[index[p.At.UnixMicro()]] = p.Value
+				col[index[row{at: p.At, id: p.ReadingID}]] = finite(p.Value)
 			}
 			body[key+".value"] = col
 			continue
@@ -185,19 +193,20 @@ func columnar(body map[string]any, res *series.SeriesResult) {
 		for _, a := range res.Query.Aggs {
 			col := column()
 			for _, b := range res.Buckets[key] {
-				col[index[b.Start.UnixMicro()]] = aggValue(b, a)
+				col[index[row{at: b.Start}]] = aggValue(b, a)
 			}
 			body[key+"."+a] = col
 		}
 	}
 }
 
-// sortTimes orders times ascending and renumbers index to match.
-func sortTimes(times []time.Time, index map[int64]int) {
-	slices.SortFunc(times, time.Time.Compare)
-	for i, t := range times {
-		index[t.UnixMicro()] = i
+// finite is v, or null for a sum (or its average) that overflowed a
+// float64: the values are finite, but not always their sum.
+func finite(v float64) any {
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return nil
 	}
+	return v
 }
 
 // aggValue is one aggregate of a bucket. An empty bucket has a count of 0
@@ -214,13 +223,13 @@ func aggValue(b series.Bucket, agg string) any {
 	}
 	switch agg {
 	case "avg":
-		return b.Avg()
+		return finite(b.Avg())
 	case "min":
 		return b.Min
 	case "max":
 		return b.Max
 	case "sum":
-		return b.Sum
+		return finite(b.Sum)
 	case "first":
 		return b.First
 	case "last":

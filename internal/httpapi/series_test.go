@@ -184,3 +184,49 @@ func TestExport(t *testing.T) {
 		}
 	})
 }
+
+// TestSeriesEdges: cursors of reads whose range runs to "now" follow on;
+// filled pages keep their keys; a raw columnar row a reading, times
+// shared or not; an overflowing sum is null, not a failure.
+func TestSeriesEdges(t *testing.T) {
+	eachBackend(t, func(t *testing.T, a *api) {
+		id, key := a.register("edges", "sensor")
+		now := time.Now().UTC()
+		at := now.Add(-90 * time.Minute).Truncate(time.Minute)
+		a.post(key, map[string]any{"t": 1e308}, at)
+		a.post(key, map[string]any{"t": 1e308}, at)
+		a.post(key, map[string]any{"t": 2}, at.Add(time.Minute))
+
+		// hours and a cursor: the window slides, the cursor still belongs to it.
+		r := a.admin("GET", "/api/v1/admin/telemetry?hours=24&per_page=1", nil).want(t, http.StatusOK)
+		c := r.body["next_cursor"].(string)
+		a.admin("GET", "/api/v1/admin/telemetry?hours=24&per_page=1&cursor="+url.QueryEscape(c), nil).want(t, http.StatusOK)
+		a.admin("GET", "/api/v1/admin/telemetry?hours=24&per_page=1&page=2&cursor="+url.QueryEscape(c), nil).
+			wantError(t, http.StatusBadRequest, "'page'")
+
+		// A series without end: its cursor carries the first page's end.
+		r = a.device("GET", "/api/v1/devices/telemetry/series?interval=1h&limit=2&fill=null", key, nil).want(t, http.StatusOK)
+		next := r.body["next_cursor"].(string)
+		r2 := a.device("GET", "/api/v1/devices/telemetry/series?interval=1h&limit=2&fill=null&cursor="+url.QueryEscape(next), key, nil).
+			want(t, http.StatusOK)
+		if r2.body["end"] != r.body["end"] || len(r2.obj(t, "series")["t"].([]any)) != 2 {
+			t.Fatalf("second page %s after %s", r2.raw, r.raw)
+		}
+
+		// A sum past a float64 is null.
+		q := url.Values{"start": {at.Format(time.RFC3339)}, "end": {at.Add(2 * time.Minute).Format(time.RFC3339)}, "interval": {"1m"}, "agg": {"sum,max"}}
+		sum := a.admin("GET", fmt.Sprintf("/api/v1/admin/devices/%d/telemetry/series?", id)+q.Encode(), nil).want(t, http.StatusOK)
+		b := sum.obj(t, "series")["t"].([]any)[0].(map[string]any)
+		if b["sum"] != nil || b["max"] != 1e308 {
+			t.Fatalf("overflowing sum %s", sum.raw)
+		}
+
+		// Raw columnar: two readings at one time are two rows.
+		q.Set("interval", "raw")
+		q.Set("format", "columnar")
+		col := a.device("GET", "/api/v1/devices/telemetry/series?"+q.Encode(), key, nil).want(t, http.StatusOK)
+		if ts := col.list(t, "ts"); len(ts) != 3 || ts[0] != ts[1] || len(col.list(t, "t.value")) != 3 {
+			t.Fatalf("raw columnar %s", col.raw)
+		}
+	})
+}

@@ -22,6 +22,9 @@ type cursor struct {
 	query uint64 // the hash of the query it belongs to
 	at    time.Time
 	id    int64
+	// end is the end of the read it continues, when that was not given
+	// but taken from the time of the first page's request.
+	end time.Time
 }
 
 // queryHash hashes what identifies a query: everything but the cursor and
@@ -32,10 +35,15 @@ func queryHash(parts ...string) uint64 {
 }
 
 func (c cursor) encode() string {
-	b := make([]byte, 0, 8+8+8+8)
+	b := make([]byte, 0, 5*8)
 	b = binary.BigEndian.AppendUint64(b, c.query)
 	b = binary.BigEndian.AppendUint64(b, uint64(c.at.UnixMicro()))
 	b = binary.BigEndian.AppendUint64(b, uint64(c.id))
+	var end int64
+	if !c.end.IsZero() {
+		end = c.end.UnixMicro()
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(end))
 	sum := sha256.Sum256(b)
 	b = append(b, sum[:8]...)
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -47,17 +55,20 @@ var errCursor = iotflow.Errorf(iotflow.EINVALID, "Invalid request",
 // decodeCursor reads a cursor of the query with the given hash.
 func decodeCursor(s string, query uint64) (cursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != 32 {
+	if err != nil || len(b) != 40 {
 		return cursor{}, errCursor
 	}
-	sum := sha256.Sum256(b[:24])
-	if string(sum[:8]) != string(b[24:]) {
+	sum := sha256.Sum256(b[:32])
+	if string(sum[:8]) != string(b[32:]) {
 		return cursor{}, errCursor
 	}
 	c := cursor{
 		query: binary.BigEndian.Uint64(b[0:8]),
 		at:    time.UnixMicro(int64(binary.BigEndian.Uint64(b[8:16]))).UTC(),
 		id:    int64(binary.BigEndian.Uint64(b[16:24])),
+	}
+	if end := int64(binary.BigEndian.Uint64(b[24:32])); end != 0 {
+		c.end = time.UnixMicro(end).UTC()
 	}
 	if c.query != query {
 		return cursor{}, errCursor

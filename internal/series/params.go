@@ -110,6 +110,10 @@ type SeriesQuery struct {
 	// raw one; Cursor continues a read that had more.
 	Limit  int
 	Cursor string
+	// startParam and endParam are start and end as given, "" when they
+	// were not: a cursor then carries the end that the first page took
+	// from the time of its request.
+	startParam, endParam string
 }
 
 // ParseSeriesQuery reads keys, start and end (by default the last 24 hours
@@ -117,7 +121,8 @@ type SeriesQuery struct {
 // buckets), agg (by default avg), tz (by default UTC), fill, limit and
 // cursor.
 func ParseSeriesQuery(v url.Values, now time.Time) (SeriesQuery, error) {
-	q := SeriesQuery{End: iotflow.Truncate(now), Fill: FillNone, Aggs: []string{"avg"}, Loc: time.UTC, Cursor: v.Get("cursor")}
+	q := SeriesQuery{End: iotflow.Truncate(now), Fill: FillNone, Aggs: []string{"avg"}, Loc: time.UTC, Cursor: v.Get("cursor"),
+		startParam: v.Get("start"), endParam: v.Get("end")}
 	var err error
 	if q.Keys, err = ParseKeys(v); err != nil {
 		return SeriesQuery{}, err
@@ -207,6 +212,6 @@ func defaultInterval(start, end time.Time, loc *time.Location) (Interval, error)
 func (q *SeriesQuery) hash() uint64 {
 	keys := slices.Clone(q.Keys)
 	slices.Sort(keys)
-	return queryHash("series", strconv.FormatInt(q.DeviceID, 10), strings.Join(keys, ","), timeKey(&q.Start), timeKey(&q.End),
+	return queryHash("series", strconv.FormatInt(q.DeviceID, 10), strings.Join(keys, ","), q.startParam, q.endParam,
 		q.Interval.String(), strings.Join(q.Aggs, ","), q.Loc.String(), q.Fill)
 }

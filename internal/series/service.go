@@ -20,6 +20,10 @@ type ReadingsQuery struct {
 	DeviceID int64
 	DataType string
 	Range
+	// Window, when set, names what Start is relative to the time of each
+	// request ("hours=24"): a cursor then belongs to the window, not to
+	// the start it had when it was given out.
+	Window string
 	Limit  int
 	Offset int // the reference's paging; with a cursor it must be 0
 	Cursor string
@@ -34,7 +38,11 @@ type Page struct {
 }
 
 func (q *ReadingsQuery) hash() uint64 {
-	return queryHash("readings", strconv.FormatInt(q.DeviceID, 10), q.DataType, timeKey(q.Start), timeKey(q.End),
+	start := timeKey(q.Start)
+	if q.Window != "" {
+		start = q.Window
+	}
+	return queryHash("readings", strconv.FormatInt(q.DeviceID, 10), q.DataType, start, timeKey(q.End),
 		strconv.FormatBool(q.Ascending))
 }
 
@@ -68,11 +76,14 @@ func (s *Service) Readings(ctx context.Context, q ReadingsQuery) (*Page, error) 
 }
 
 // Each calls fn with every reading of q in its order, reading a bounded
-// page at a time: memory stays flat however many there are.
-func (s *Service) Each(ctx context.Context, q ReadingsQuery, fn func(*iotflow.Reading) error) error {
+// page at a time, each read within pageTimeout: memory stays flat however
+// many there are, and however long the whole takes.
+func (s *Service) Each(ctx context.Context, q ReadingsQuery, pageTimeout time.Duration, fn func(*iotflow.Reading) error) error {
 	f := iotflow.ReadingFilter{DeviceID: q.DeviceID, DataType: q.DataType, Start: q.Start, End: q.End, Ascending: q.Ascending, Limit: 5000}
 	for {
-		rs, err := s.Store.ListReadings(ctx, f)
+		pctx, cancel := context.WithTimeout(ctx, pageTimeout)
+		rs, err := s.Store.ListReadings(pctx, f)
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -135,17 +146,19 @@ func (s *Service) KeyStates(ctx context.Context, deviceID int64, m iotflow.KeyMa
 // Bucket is one bucket of a key's series: its start and the aggregate of
 // its values. Empty is set for a bucket without values, which is only
 // returned with a fill: with FillNull its aggregate is zero, with
-// FillPrevious it carries the previous bucket's (zero before the first).
+// FillPrevious it carries the previous bucket's of the same answer (zero
+// before the first: a page does not look back past its start).
 type Bucket struct {
 	Start time.Time
 	iotflow.Agg
 	Empty bool
 }
 
-// Point is one value of a raw series.
+// Point is one value of a raw series, of the reading ReadingID.
 type Point struct {
-	At    time.Time
-	Value float64
+	At        time.Time
+	ReadingID int64
+	Value     float64
 }
 
 // SeriesResult is what a series read returns.
@@ -167,7 +180,7 @@ func (s *Service) Series(ctx context.Context, q SeriesQuery) (*SeriesResult, err
 	}
 	start := q.Start
 	if q.Cursor != "" {
-		c, err := decodeCursor(q.Cursor, q.hash())
+		c, err := q.resume()
 		if err != nil {
 			return nil, err
 		}
@@ -182,15 +195,19 @@ func (s *Service) Series(ctx context.Context, q SeriesQuery) (*SeriesResult, err
 		// The rest of the range is the next page's, from the next bucket on.
 		edges = edges[:q.Limit+1]
 		res.HasMore = true
-		res.NextCursor = cursor{query: q.hash(), at: edges[q.Limit]}.encode()
+		res.NextCursor = cursor{query: q.hash(), at: edges[q.Limit], end: q.End}.encode()
 	}
 	end := q.End
 	if last := edges[len(edges)-1]; last.Before(end) {
 		end = last
 	}
-	keys, err := s.matchingKeys(ctx, q.DeviceID, iotflow.NewKeyMatcher(q.Keys))
+	states, err := s.KeyStates(ctx, q.DeviceID, iotflow.NewKeyMatcher(q.Keys))
 	if err != nil {
 		return nil, err
+	}
+	keys := make([]string, len(states))
+	for i, st := range states {
+		keys[i] = st.Key
 	}
 	data, err := s.Store.SeriesData(ctx, iotflow.SeriesQuery{DeviceID: q.DeviceID, Keys: keys, Segments: Plan(edges, start, end)})
 	if err != nil {
@@ -222,6 +239,14 @@ func (s *Service) Series(ctx context.Context, q SeriesQuery) (*SeriesResult, err
 			}
 		})
 	}
+	if q.Fill != FillNone {
+		// Filled, every numeric key has its buckets, values or not.
+		for _, st := range states {
+			if st.Kind.Numeric() {
+				slot(st.Key)
+			}
+		}
+	}
 	for key, a := range aggs {
 		res.Keys = append(res.Keys, key)
 		res.Buckets[key] = fill(edges, a, q.Fill)
@@ -230,18 +255,20 @@ func (s *Service) Series(ctx context.Context, q SeriesQuery) (*SeriesResult, err
 	return res, nil
 }
 
-// matchingKeys returns the device's keys that m selects: the rollups of
-// those to read.
-func (s *Service) matchingKeys(ctx context.Context, deviceID int64, m iotflow.KeyMatcher) ([]string, error) {
-	states, err := s.KeyStates(ctx, deviceID, m)
+// resume reads q's cursor and takes from it the end the first page took
+// from the time of its request, when q names none.
+func (q *SeriesQuery) resume() (cursor, error) {
+	c, err := decodeCursor(q.Cursor, q.hash())
 	if err != nil {
-		return nil, err
+		return c, err
 	}
-	var keys []string
-	for _, st := range states {
-		keys = append(keys, st.Key)
+	if q.endParam == "" && !c.end.IsZero() {
+		q.End = c.end
+		if q.startParam == "" {
+			q.Start = q.End.Add(-24 * time.Hour)
+		}
 	}
-	return keys, nil
+	return c, nil
 }
 
 // fill turns aggregates per bucket into the buckets a series returns.
@@ -265,16 +292,19 @@ func fill(edges []time.Time, aggs []iotflow.Agg, how string) []Bucket {
 
 // rawSeries returns the values themselves, a page of readings at a time.
 func (s *Service) rawSeries(ctx context.Context, q SeriesQuery) (*SeriesResult, error) {
+	var c cursor
+	if q.Cursor != "" {
+		var err error
+		if c, err = q.resume(); err != nil {
+			return nil, err
+		}
+	}
 	start, end := q.Start, q.End
 	rq := ReadingsQuery{DeviceID: q.DeviceID, Range: Range{Start: &start, End: &end, Ascending: true}, Limit: q.Limit}
 	if q.Cursor != "" {
 		// The raw series' cursor is its readings' cursor, bound to the
 		// series query.
-		c, err := decodeCursor(q.Cursor, q.hash())
-		if err != nil {
-			return nil, err
-		}
-		c.query = rq.hash()
+		c.query, c.end = rq.hash(), time.Time{}
 		rq.Cursor = c.encode()
 	}
 	page, err := s.Readings(ctx, rq)
@@ -284,7 +314,7 @@ func (s *Service) rawSeries(ctx context.Context, q SeriesQuery) (*SeriesResult, 
 	res := &SeriesResult{Query: q, Points: map[string][]Point{}, HasMore: page.HasMore}
 	if page.HasMore {
 		c, _ := decodeCursor(page.NextCursor, rq.hash())
-		c.query = q.hash()
+		c.query, c.end = q.hash(), q.End
 		res.NextCursor = c.encode()
 	}
 	m := iotflow.NewKeyMatcher(q.Keys)
@@ -294,7 +324,7 @@ func (s *Service) rawSeries(ctx context.Context, q SeriesQuery) (*SeriesResult, 
 				if _, ok := res.Points[v.Key]; !ok {
 					res.Keys = append(res.Keys, v.Key)
 				}
-				res.Points[v.Key] = append(res.Points[v.Key], Point{At: rd.Timestamp, Value: v.Num})
+				res.Points[v.Key] = append(res.Points[v.Key], Point{At: rd.Timestamp, ReadingID: rd.ID, Value: v.Num})
 			}
 		})
 	}

@@ -42,14 +42,8 @@ func runQuery(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(fs, e, args, benchQueryUsage); err != nil {
 		return helpOK(err)
 	}
-	if err := srvFlags.check(*url); err != nil {
+	if err := checkReuse("query", srvFlags, *url, *keysFile, *doSeed); err != nil {
 		return err
-	}
-	if *keysFile != "" && *url == "" {
-		return fmt.Errorf("--keys needs --url: the server bench query starts itself is deleted when it ends")
-	}
-	if !*doSeed && (*keysFile == "" || *url == "") {
-		return fmt.Errorf("--seed=false needs --url and the --keys file of the run that seeded it")
 	}
 	base, admin := *url, *token
 	if base == "" {
@@ -106,29 +100,62 @@ func runQuery(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-func percentiles(ds []time.Duration) string {
-	slices.Sort(ds)
-	p := func(q float64) float64 { return ms(ds[min(len(ds)-1, int(q*float64(len(ds))))]) }
-	return fmt.Sprintf("n %d  p50 %.2fms  p99 %.2fms  max %.2fms", len(ds), p(0.5), p(0.99), ms(ds[len(ds)-1]))
+// checkReuse refuses the flags of a subcommand that seeds (name) where
+// they cannot work: server flags beside --url, and --keys or --seed=false
+// without one.
+func checkReuse(name string, f serverFlags, url, keysFile string, doSeed bool) error {
+	if err := f.check(url); err != nil {
+		return err
+	}
+	if keysFile != "" && url == "" {
+		return fmt.Errorf("--keys needs --url: the server bench %s starts itself is deleted when it ends", name)
+	}
+	if !doSeed && (keysFile == "" || url == "") {
+		return fmt.Errorf("--seed=false needs --url and the --keys file of the run that seeded it")
+	}
+	return nil
 }
 
+func percentiles(ds []time.Duration) string {
+	slices.Sort(ds)
+	return fmt.Sprintf("n %d  p50 %.2fms  p99 %.2fms  max %.2fms", len(ds), ms(quantile(ds, 0.5)), ms(quantile(ds, 0.99)), ms(ds[len(ds)-1]))
+}
+
+// quantile is the q-quantile of ds, which is sorted.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
+}
+
+// timedGet reads url with the header set, checks for a 200 with a JSON
+// object, and returns the time from sending the request to the last byte
+// of the answer.
 func timedGet(ctx context.Context, url, header, value string) (time.Duration, error) {
+	took, body, err := timedRead(ctx, url, header, value)
+	if err == nil {
+		var sink map[string]any // the client's decoding is not the service's latency
+		if err = json.Unmarshal(body, &sink); err != nil {
+			err = fmt.Errorf("GET %s: %w", url, err)
+		}
+	}
+	return took, err
+}
+
+// timedRead reads url with the header set, checks for a 200, and returns
+// the time from sending the request to the last byte of the answer, and
+// the answer.
+func timedRead(ctx context.Context, url, header, value string) (time.Duration, []byte, error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 	req.Header.Set(header, value)
 	start := time.Now()
 	res, err := benchClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	body, err := io.ReadAll(res.Body)
 	res.Body.Close()
-	took := time.Since(start) // the service's latency; the client's decoding below is not
-	var sink map[string]any
-	if err == nil {
-		err = json.Unmarshal(body, &sink)
-	}
+	took := time.Since(start)
 	if err != nil || res.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET %s: status %d: %v", url, res.StatusCode, err)
+		return 0, nil, fmt.Errorf("GET %s: status %d: %v %.200s", url, res.StatusCode, err, body)
 	}
-	return took, nil
+	return took, body, nil
 }

@@ -27,6 +27,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		switch rest[0] {
 		case "query":
 			return runQuery(ctx, e, rest[1:])
+		case "series":
+			return runSeries(ctx, e, rest[1:])
 		// The bench's own targets, started by it as child processes.
 		case "serve-baseline":
 			return runBaselineServer(ctx, e)

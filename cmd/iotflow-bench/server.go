@@ -94,8 +94,10 @@ func serverCommand(bin, dir, token string, f serverFlags, path string) *exec.Cmd
 		"HOST=127.0.0.1", "PORT=0", "LOG_FILE=off", "LOG_LEVEL=WARNING",
 		"IOTFLOW_DATA_DIR=" + filepath.Join(dir, "data"), "IOTFLOW_ADMIN_TOKEN=" + token,
 		// The load comes from one address and a hundred devices far faster
-		// than any device would send: the rate limits are lifted.
+		// than any device would send: the rate limits are lifted, the
+		// backlog allowance of batches included.
 		"RATE_LIMIT_PER_MINUTE=100000000", "TELEMETRY_RATE_LIMIT_PER_MINUTE=100000000",
+		"IOTFLOW_BACKLOG_RATE_LIMIT_PER_HOUR=1000000000",
 		"IOTFLOW_REGISTER_RATE_LIMIT_PER_MINUTE=100000000", "IOTFLOW_ADMIN_RATE_LIMIT_PER_MINUTE=100000000",
 	}
 	if path != "" {

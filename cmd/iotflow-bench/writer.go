@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -47,23 +48,37 @@ func scrapeWriter(ctx context.Context, url, token string) (writerStats, bool) {
 	if token == "" {
 		return writerStats{}, false
 	}
+	body, err := getMetrics(ctx, url, token)
+	if err != nil {
+		return writerStats{}, false
+	}
+	return parseWriterStats(bytes.NewReader(body))
+}
+
+// getMetrics reads url's /metrics in the Prometheus text format with the
+// admin token.
+func getMetrics(ctx context.Context, url, token string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
 	if err != nil {
-		return writerStats{}, false
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", string(expfmt.FmtText)) // the text format, not OpenMetrics
 	res, err := benchClient.Do(req)
 	if err != nil {
-		return writerStats{}, false
+		return nil, err
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return writerStats{}, false
+	body, err := io.ReadAll(res.Body)
+	if err == nil && res.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %d", res.StatusCode)
 	}
-	return parseWriterStats(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET /metrics: %w", err)
+	}
+	return body, nil
 }
 
 // parseWriterStats reads the pipeline's counters from the Prometheus text

@@ -265,10 +265,16 @@ func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*i
 	w := readingWhere(f)
 	limit, offset := bound(f.Limit, f.Offset)
 	n := w.next()
+	// One device's readings take its name once, not by a join per row.
+	from := `FROM telemetry_data AS t JOIN devices AS d ON d.id = t.device_id`
+	name := `d.name`
+	if f.DeviceID != 0 {
+		from, name = `FROM telemetry_data AS t`, `(SELECT name FROM devices WHERE id = $1)` // readingWhere's first
+	}
 	rows, _ := s.pool.Query(ctx, `
 		SELECT t.id, t.device_id, t."timestamp", t.received_at, t.data_type, t.payload, t.metadata,
-			coalesce(t.message_id, ''), d.name
-		FROM telemetry_data AS t JOIN devices AS d ON d.id = t.device_id`+w.String()+
+			coalesce(t.message_id, ''), `+name+`
+		`+from+w.String()+
 		fmt.Sprintf(` ORDER BY t."timestamp" %[1]s, t.id %[1]s LIMIT $%[2]d OFFSET $%[3]d`, direction(f.Ascending), n, n+1),
 		append(w.args, limit, offset)...)
 	readings, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*iotflow.Reading, error) {

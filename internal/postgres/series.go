@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -139,6 +140,22 @@ func (s *Store) ApplyRollups(ctx context.Context, u iotflow.RollupUpdate) error 
 	return wrap(ctx, "apply rollups: commit", tx.Commit(ctx))
 }
 
+// rolledID reads the rollups' watermark.
+func rolledID(ctx context.Context, tx pgx.Tx) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `SELECT rolled_id FROM telemetry_rollup_state`).Scan(&id)
+	return id, wrap(ctx, "rollup watermark", err)
+}
+
+// tailSQL selects the readings of the device $1 above the watermark
+// rolled. The watermark is written into the statement, not passed as a
+// parameter: as a constant the planner sees how few ids lie above it and
+// walks the primary key from there; as a parameter, or a subquery, it
+// expects a third of the table and scans every reading of the device.
+func tailSQL(rolled int64) string {
+	return `SELECT ` + unrolledColumns + ` FROM telemetry_data t WHERE t.id > ` + strconv.FormatInt(rolled, 10) + ` AND t.device_id = $1`
+}
+
 // readSnapshot runs fn in one read-only transaction that sees one
 // snapshot throughout.
 func (s *Store) readSnapshot(ctx context.Context, fn func(tx pgx.Tx) error) error {
@@ -194,8 +211,11 @@ func (s *Store) SeriesData(ctx context.Context, q iotflow.SeriesQuery) (*iotflow
 		if len(starts) == 0 {
 			return nil
 		}
-		rows, _ := tx.Query(ctx, `SELECT `+unrolledColumns+` FROM telemetry_data t
-			WHERE t.device_id = $1 AND t.id > (SELECT rolled_id FROM telemetry_rollup_state)
+		rolled, err := rolledID(ctx, tx)
+		if err != nil {
+			return err
+		}
+		rows, _ := tx.Query(ctx, tailSQL(rolled)+`
 			AND EXISTS (SELECT 1 FROM unnest($2::timestamptz[], $3::timestamptz[]) AS s(start, stop)
 				WHERE t."timestamp" >= s.start AND t."timestamp" < s.stop)`, q.DeviceID, starts, ends)
 		rs, err := scanValuesOf(rows)
@@ -229,8 +249,11 @@ func (s *Store) DeviceKeys(ctx context.Context, deviceID int64) ([]iotflow.KeySt
 		if err != nil {
 			return wrap(ctx, "key states", err)
 		}
-		rows, _ = tx.Query(ctx, `SELECT `+unrolledColumns+` FROM telemetry_data t
-			WHERE t.device_id = $1 AND t.id > (SELECT rolled_id FROM telemetry_rollup_state)`, deviceID)
+		rolled, err := rolledID(ctx, tx)
+		if err != nil {
+			return err
+		}
+		rows, _ = tx.Query(ctx, tailSQL(rolled), deviceID)
 		tail, err = scanValuesOf(rows)
 		return wrap(ctx, "key tail", err)
 	})

@@ -143,6 +143,13 @@ func (s *Store) ListReadings(ctx context.Context, f iotflow.ReadingFilter) ([]*i
 	q := `SELECT ` + readingColumns + `, d.name
 		FROM telemetry_data t JOIN devices d ON d.id = t.device_id` + where + order + `
 		LIMIT ? OFFSET ?`
+	if f.DeviceID != 0 {
+		// One device's readings take its name once, not by a join per row.
+		q = `SELECT ` + readingColumns + `, (SELECT name FROM devices WHERE id = ?)
+			FROM telemetry_data t` + where + order + `
+			LIMIT ? OFFSET ?`
+		args = append([]any{f.DeviceID}, args...)
+	}
 	rows, err := s.reader.QueryContext(ctx, q, append(args, limit(f.Limit), max(f.Offset, 0))...)
 	if err != nil {
 		return nil, wrap("list telemetry", err)

@@ -181,7 +181,7 @@ func (s *Store) SeriesData(ctx context.Context, q iotflow.SeriesQuery) (*iotflow
 				data.Readings = append(data.Readings, rs...)
 				continue
 			}
-			tailConds = append(tailConds, `(t.timestamp >= ? AND t.timestamp < ?)`)
+			tailConds = append(tailConds, `(+t.timestamp >= ? AND +t.timestamp < ?)`)
 			tailArgs = append(tailArgs, micros(seg.Start), micros(seg.End))
 			if len(q.Keys) == 0 {
 				continue
@@ -203,8 +203,10 @@ func (s *Store) SeriesData(ctx context.Context, q iotflow.SeriesQuery) (*iotflow
 		if len(tailConds) == 0 {
 			return nil
 		}
+		// Only the rowid may lead: the device's index or the time index
+		// would walk far more readings than the few above the watermark.
 		rows, err := tx.QueryContext(ctx, `SELECT `+unrolledColumns+` FROM telemetry_data t
-			WHERE t.device_id = ? AND t.id > ? AND (`+strings.Join(tailConds, " OR ")+`)`, tailArgs...)
+			WHERE +t.device_id = ? AND t.id > ? AND (`+strings.Join(tailConds, " OR ")+`)`, tailArgs...)
 		if err != nil {
 			return wrap("series tail", err)
 		}
@@ -261,8 +263,11 @@ func (s *Store) DeviceKeys(ctx context.Context, deviceID int64) ([]iotflow.KeySt
 		if err := rows.Err(); err != nil {
 			return wrap("key states", err)
 		}
+		// The unary + keeps SQLite off the device's index, which would
+		// walk every reading of the device: the ids above the watermark
+		// are few, and the rowid finds them at once.
 		rows, err = tx.QueryContext(ctx, `SELECT `+unrolledColumns+` FROM telemetry_data t
-			WHERE t.device_id = ? AND t.id > (SELECT rolled_id FROM telemetry_rollup_state)`, deviceID)
+			WHERE +t.device_id = ? AND t.id > (SELECT rolled_id FROM telemetry_rollup_state)`, deviceID)
 		if err != nil {
 			return wrap("key tail", err)
 		}

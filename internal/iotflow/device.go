@@ -46,6 +46,11 @@ type Device struct {
 	// TelemetryCount is the number of stored readings of the device, kept
 	// up to date by the store as readings are inserted.
 	TelemetryCount int64
+	// PendingCommands is how many commands wait for the device to take
+	// them, and ShadowVersion the version of its desired configuration:
+	// kept by the store, shown to a device in its answers.
+	PendingCommands int64
+	ShadowVersion   int64
 }
 
 // IsOnline reports whether the device was seen within timeout before now.

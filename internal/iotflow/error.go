@@ -20,6 +20,7 @@ const (
 	ERATELIMIT    = "rate_limit"         // a rate limit was used up; try again later
 	ETOOLARGE     = "too_large"          // the request body is over its size limit
 	EMETHOD       = "method_not_allowed" // the path exists, but not with this method
+	EPRECONDITION = "precondition"       // a condition of the request (If-Match) no longer holds
 )
 
 // Error is the one application error type. Title is a short summary (the

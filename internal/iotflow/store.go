@@ -135,6 +135,55 @@ type Store interface {
 	// readings it deleted: 0 when none is left before cutoff.
 	DeleteReadingsBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)
 
+	// CreateCommand stores c as pending, raises its device's
+	// PendingCommands, and sets c.ID. With an IdempotencyKey the device
+	// has a command of already, it stores nothing, fills c with that
+	// command and returns false. ENOTFOUND when the device does not exist.
+	CreateCommand(ctx context.Context, c *Command) (created bool, err error)
+
+	// Command returns the command with the given id, or ENOTFOUND.
+	Command(ctx context.Context, id int64) (*Command, error)
+
+	// ListCommands returns the commands that match f, newest (by id) first.
+	ListCommands(ctx context.Context, f CommandFilter) ([]*Command, error)
+
+	// TakeCommands marks at most limit of the device's pending commands
+	// that have not expired at now as sent at now, lowering its
+	// PendingCommands, and returns them oldest first. Two calls never take
+	// the same command.
+	TakeCommands(ctx context.Context, deviceID int64, now time.Time, limit int) ([]*Command, error)
+
+	// AnswerCommand records a device's answer to its command id: in any
+	// state that has not ended (an answer may overtake the delivery),
+	// acknowledged sets AcknowledgedAt, completed and failed end the
+	// command with the result. The same final answer again changes
+	// nothing and returns the command; another after the end is
+	// ECONFLICT; a command of another device, or none, ENOTFOUND.
+	AnswerCommand(ctx context.Context, deviceID, id int64, a CommandAnswer) (*Command, error)
+
+	// CancelCommand ends a command that has not ended as cancelled at now;
+	// ECONFLICT when it has ended, ENOTFOUND when there is none.
+	CancelCommand(ctx context.Context, id int64, now time.Time) (*Command, error)
+
+	// SweepCommands ends, at now, the commands whose time to live has
+	// passed (expired) and those sent whose timeout has passed without an
+	// answer (timed_out), and returns them. Several nodes may sweep at
+	// once: each command is ended once.
+	SweepCommands(ctx context.Context, now time.Time) ([]*Command, error)
+
+	// CommandCounts returns how many commands are in each state.
+	CommandCounts(ctx context.Context) (map[string]int64, error)
+
+	// Shadow returns the device's shadow: empty documents at version 0
+	// when it has none yet; ENOTFOUND when the device does not exist.
+	Shadow(ctx context.Context, deviceID int64) (*Shadow, error)
+
+	// SaveShadow stores sh when the stored version is still prev, and sets
+	// the device's ShadowVersion to sh.DesiredVersion; ECONFLICT, changing
+	// nothing, when another change came first; ENOTFOUND without the
+	// device.
+	SaveShadow(ctx context.Context, sh *Shadow, prev int64) error
+
 	// CreateAdminToken stores t and sets t.ID; ECONFLICT when its name is taken.
 	CreateAdminToken(ctx context.Context, t *AdminToken) error
 

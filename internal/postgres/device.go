@@ -19,7 +19,8 @@ import (
 // deviceColumns are the columns deviceRow scans, in its order; queries
 // alias devices as d.
 const deviceColumns = `d.id, d.name, d.description, d.device_type, d.status, d.location,
-	d.firmware_version, d.hardware_version, d.created_at, d.updated_at, d.last_seen, d.telemetry_count`
+	d.firmware_version, d.hardware_version, d.created_at, d.updated_at, d.last_seen, d.telemetry_count,
+	d.pending_commands, d.shadow_version`
 
 // deviceRow receives deviceColumns; the optional strings may be NULL.
 type deviceRow struct {
@@ -29,7 +30,8 @@ type deviceRow struct {
 
 func (r *deviceRow) dest() []any {
 	return []any{&r.d.ID, &r.d.Name, &r.description, &r.d.DeviceType, &r.d.Status, &r.location,
-		&r.firmware, &r.hardware, &r.d.CreatedAt, &r.d.UpdatedAt, &r.d.LastSeen, &r.d.TelemetryCount}
+		&r.firmware, &r.hardware, &r.d.CreatedAt, &r.d.UpdatedAt, &r.d.LastSeen, &r.d.TelemetryCount,
+		&r.d.PendingCommands, &r.d.ShadowVersion}
 }
 
 func (r *deviceRow) device() *iotflow.Device {

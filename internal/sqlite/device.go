@@ -13,7 +13,8 @@ import (
 
 // deviceColumns are the columns that scanDevice reads, in its order.
 const deviceColumns = `id, name, description, device_type, status, location,
-	firmware_version, hardware_version, created_at, updated_at, last_seen, telemetry_count`
+	firmware_version, hardware_version, created_at, updated_at, last_seen, telemetry_count,
+	pending_commands, shadow_version`
 
 // CreateDevice inserts d and its first API key in one transaction.
 func (s *Store) CreateDevice(ctx context.Context, d *iotflow.Device, key *iotflow.APIKey) error {
@@ -81,6 +82,7 @@ func (s *Store) DeviceByName(ctx context.Context, name string) (*iotflow.Device,
 func (s *Store) DeviceByKeyHash(ctx context.Context, hash string) (*iotflow.Device, *iotflow.APIKey, error) {
 	const q = `SELECT d.id, d.name, d.description, d.device_type, d.status, d.location,
 			d.firmware_version, d.hardware_version, d.created_at, d.updated_at, d.last_seen, d.telemetry_count,
+			d.pending_commands, d.shadow_version,
 			k.id, k.device_id, k.key_prefix, k.api_key_hash, k.is_active,
 			k.created_at, k.expires_at, k.last_used_at, k.usage_count, k.revoked_at
 		FROM device_auth k JOIN devices d ON d.id = k.device_id
@@ -227,7 +229,8 @@ type deviceRow struct {
 // fields returns the scan destinations for deviceColumns.
 func (r *deviceRow) fields(d *iotflow.Device) []any {
 	return []any{&d.ID, &d.Name, &r.description, &d.DeviceType, &d.Status, &r.location,
-		&r.firmware, &r.hardware, &r.created, &r.updated, &r.lastSeen, &d.TelemetryCount}
+		&r.firmware, &r.hardware, &r.created, &r.updated, &r.lastSeen, &d.TelemetryCount,
+		&d.PendingCommands, &d.ShadowVersion}
 }
 
 // fill copies the scanned columns into d.

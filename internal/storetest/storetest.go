@@ -52,6 +52,10 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) iotflow.Store) {
 		{"RollupWatermark", testRollupWatermark},
 		{"ApplyRollupsMerges", testApplyRollupsMerges},
 		{"DeleteReadingsBefore", testDeleteReadingsBefore},
+		{"CommandLife", testCommandLife},
+		{"CommandAnswers", testCommandAnswers},
+		{"CommandSweep", testCommandSweep},
+		{"ShadowVersions", testShadowVersions},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,12 @@ import (
 type authCache struct {
 	lru          *expirable.LRU[string, authEntry]
 	hits, misses atomic.Uint64
+	// generation counts forgetDevice calls: a device read from the store
+	// while one ran may predate the change it forgot, and is not kept.
+	generation atomic.Uint64
+
+	mu       sync.Mutex // guards byDevice; never held while calling lru
+	byDevice map[int64]map[string]struct{}
 }
 
 type authEntry struct {
@@ -28,7 +35,30 @@ func newAuthCache(size int, ttl time.Duration) *authCache {
 	if size <= 0 || ttl <= 0 {
 		return nil
 	}
-	return &authCache{lru: expirable.NewLRU[string, authEntry](size, nil, ttl)}
+	c := &authCache{byDevice: map[int64]map[string]struct{}{}}
+	c.lru = expirable.NewLRU(size, c.evicted, ttl)
+	return c
+}
+
+// evicted keeps byDevice in step with the LRU; the LRU calls it with its
+// own lock held.
+func (c *authCache) evicted(hash string, e authEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if hashes := c.byDevice[e.device.ID]; hashes != nil {
+		delete(hashes, hash)
+		if len(hashes) == 0 {
+			delete(c.byDevice, e.device.ID)
+		}
+	}
+}
+
+// begin returns the generation to pass to put after a store read.
+func (c *authCache) begin() uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.generation.Load()
 }
 
 // get returns copies of the cached device and key of a key hash. It
@@ -53,22 +83,38 @@ func (c *authCache) miss() {
 	}
 }
 
-func (c *authCache) put(d *iotflow.Device, k *iotflow.APIKey) {
-	if c != nil {
-		c.lru.Add(k.Hash, authEntry{device: *d, key: *k})
+// put keeps a device and key read from the store since begin returned
+// generation, unless a device was forgotten meanwhile.
+func (c *authCache) put(d *iotflow.Device, k *iotflow.APIKey, generation uint64) {
+	if c == nil || c.generation.Load() != generation {
+		return
+	}
+	c.lru.Add(k.Hash, authEntry{device: *d, key: *k})
+	c.mu.Lock()
+	if c.byDevice[d.ID] == nil {
+		c.byDevice[d.ID] = map[string]struct{}{}
+	}
+	c.byDevice[d.ID][k.Hash] = struct{}{}
+	c.mu.Unlock()
+	if c.generation.Load() != generation { // forgotten while being added
+		c.lru.Remove(k.Hash)
 	}
 }
 
-// forgetDevice drops every entry of a device. It walks the cache, which is
-// bounded, and runs only on rare admin and configuration changes.
+// forgetDevice drops every entry of a device.
 func (c *authCache) forgetDevice(id int64) {
 	if c == nil {
 		return
 	}
-	for _, hash := range c.lru.Keys() {
-		if e, ok := c.lru.Peek(hash); ok && e.device.ID == id {
-			c.lru.Remove(hash)
-		}
+	c.generation.Add(1)
+	c.mu.Lock()
+	hashes := make([]string, 0, len(c.byDevice[id]))
+	for h := range c.byDevice[id] {
+		hashes = append(hashes, h)
+	}
+	c.mu.Unlock()
+	for _, h := range hashes {
+		c.lru.Remove(h)
 	}
 }
 

@@ -170,6 +170,7 @@ func (s *Service) AuthenticateKey(ctx context.Context, apiKey string) (*iotflow.
 			return nil, nil, errUnknownKey()
 		}
 		s.auth.miss()
+		generation := s.auth.begin()
 		var err error
 		d, key, err = s.store.DeviceByKeyHash(ctx, hash)
 		if iotflow.ErrorCode(err) == iotflow.ENOTFOUND {
@@ -178,7 +179,7 @@ func (s *Service) AuthenticateKey(ctx context.Context, apiKey string) (*iotflow.
 		} else if err != nil {
 			return nil, nil, err
 		}
-		s.auth.put(d, key)
+		s.auth.put(d, key, generation)
 	}
 	now := s.opts.Now()
 	if !iotflow.HashMatches(hash, key.Hash) || !key.Usable(now) {
@@ -249,6 +250,11 @@ func (s *Service) updateDevice(ctx context.Context, id int64, u iotflow.DeviceUp
 	s.seen.overlay(d)
 	return d, nil
 }
+
+// ForgetDevice drops the device from the key cache, so that the next
+// request reads it afresh: for a change made outside this service, such
+// as a command for the device, on this node or another.
+func (s *Service) ForgetDevice(id int64) { s.auth.forgetDevice(id) }
 
 // AuthCacheStats reports the API key cache's hits, misses and size (zeros
 // when the cache is off) and the secrets refused from memory.

@@ -233,3 +233,29 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(poolWaitSeconds, prometheus.CounterValue, p.WaitDuration.Seconds(), p.Name)
 	}
 }
+
+// LabeledGauges registers a family of gauges with one label, read from f
+// at scrape time: f returns each label value's gauge, or false when it
+// cannot tell now (the family is then left out of that scrape).
+func (m *Metrics) LabeledGauges(name, help, label string, f func() (map[string]float64, bool)) {
+	if m != nil {
+		m.reg.MustRegister(labeledCollector{desc: prometheus.NewDesc(name, help, []string{label}, nil), f: f})
+	}
+}
+
+type labeledCollector struct {
+	desc *prometheus.Desc
+	f    func() (map[string]float64, bool)
+}
+
+func (c labeledCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c labeledCollector) Collect(ch chan<- prometheus.Metric) {
+	values, ok := c.f()
+	if !ok {
+		return
+	}
+	for v, x := range values {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, x, v)
+	}
+}

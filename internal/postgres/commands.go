@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/iotflow/iotflow/internal/iotflow"
 )
@@ -281,35 +282,44 @@ func (s *Store) Shadow(ctx context.Context, deviceID int64) (*iotflow.Shadow, er
 	return sh, nil
 }
 
-// SaveShadow stores a shadow if its version is still prev; the device's
-// row, locked first, serialises the saves of one device.
+// SaveShadow stores a shadow if its version is still prev: the update's
+// condition on the version, evaluated again on the newest row once a
+// concurrent save commits, makes it a compare-and-swap.
 func (s *Store) SaveShadow(ctx context.Context, sh *iotflow.Shadow, prev int64) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return wrap(ctx, "save shadow: begin", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	var version *int64
-	err = tx.QueryRow(ctx, `SELECT (SELECT version FROM device_shadows WHERE device_id = d.id)
-		FROM devices d WHERE d.id = $1 FOR NO KEY UPDATE`, sh.DeviceID).Scan(&version)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return iotflow.DeviceNotFound(sh.DeviceID)
-	} else if err != nil {
-		return wrap(ctx, "get shadow version", err)
+	args := []any{sh.DeviceID, string(sh.Desired), string(sh.Reported), sh.Version, sh.DesiredVersion,
+		string(docOrEmpty(sh.DesiredTimes)), sh.DesiredUpdatedAt, sh.ReportedUpdatedAt}
+	var tag pgconn.CommandTag
+	if prev == 0 {
+		tag, err = tx.Exec(ctx, `INSERT INTO device_shadows
+			(device_id, desired, reported, version, desired_version, desired_times, desired_updated_at, reported_updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (device_id) DO NOTHING`, args...)
+		if sqlState(err) == codeForeignKeyViolation {
+			return iotflow.DeviceNotFound(sh.DeviceID)
+		}
+	} else {
+		tag, err = tx.Exec(ctx, `UPDATE device_shadows SET desired = $2, reported = $3, version = $4, desired_version = $5,
+				desired_times = $6, desired_updated_at = $7, reported_updated_at = $8
+			WHERE device_id = $1 AND version = $9`, append(args, prev)...)
 	}
-	if (version == nil && prev != 0) || (version != nil && *version != prev) {
+	if err != nil {
+		return wrap(ctx, "save shadow", err)
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := s.Device(ctx, sh.DeviceID); err != nil {
+			return err
+		}
 		return iotflow.Errorf(iotflow.ECONFLICT, "Shadow changed", "The shadow of device %d changed meanwhile", sh.DeviceID)
 	}
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO device_shadows AS sh (device_id, desired, reported, version, desired_version, desired_times, desired_updated_at, reported_updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (device_id) DO UPDATE SET desired = excluded.desired, reported = excluded.reported,
-			version = excluded.version, desired_version = excluded.desired_version, desired_times = excluded.desired_times,
-			desired_updated_at = excluded.desired_updated_at, reported_updated_at = excluded.reported_updated_at`,
-		sh.DeviceID, string(sh.Desired), string(sh.Reported), sh.Version, sh.DesiredVersion, string(docOrEmpty(sh.DesiredTimes)), sh.DesiredUpdatedAt, sh.ReportedUpdatedAt)
-	b.Queue(`UPDATE devices SET shadow_version = $2 WHERE id = $1`, sh.DeviceID, sh.DesiredVersion)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return wrap(ctx, "save shadow", err)
+	tag, err = tx.Exec(ctx, `UPDATE devices SET shadow_version = $2 WHERE id = $1`, sh.DeviceID, sh.DesiredVersion)
+	if err != nil {
+		return wrap(ctx, "save shadow version", err)
+	} else if tag.RowsAffected() == 0 {
+		return iotflow.DeviceNotFound(sh.DeviceID)
 	}
 	return wrap(ctx, "save shadow: commit", tx.Commit(ctx))
 }

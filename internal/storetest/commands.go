@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,4 +285,35 @@ func testShadowVersions(t *testing.T, s iotflow.Store) {
 	}
 	_, err = s.Command(ctx, c.ID)
 	wantCode(t, "Command(of a deleted device)", err, iotflow.ENOTFOUND)
+}
+
+// testShadowConcurrentSaves: of saves racing over one version, exactly
+// one wins, whether the shadow exists yet or not.
+func testShadowConcurrentSaves(t *testing.T, s iotflow.Store) {
+	ctx := t.Context()
+	d := createSimple(t, s, "raced")
+	for _, prev := range []int64{0, 1} {
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 6 {
+			wg.Go(func() {
+				sh := &iotflow.Shadow{DeviceID: d.ID, Desired: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)), Reported: json.RawMessage(`{}`),
+					Version: prev + 1, DesiredVersion: prev + 1}
+				switch err := s.SaveShadow(ctx, sh, prev); iotflow.ErrorCode(err) {
+				case "":
+					wins.Add(1)
+				case iotflow.ECONFLICT:
+				default:
+					t.Errorf("SaveShadow: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Errorf("over version %d, %d saves won; want 1", prev, wins.Load())
+		}
+	}
+	if got, err := s.Shadow(ctx, d.ID); err != nil || got.Version != 2 {
+		t.Errorf("shadow %+v %v", got, err)
+	}
 }

@@ -56,6 +56,7 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) iotflow.Store) {
 		{"CommandAnswers", testCommandAnswers},
 		{"CommandSweep", testCommandSweep},
 		{"ShadowVersions", testShadowVersions},
+		{"ShadowConcurrentSaves", testShadowConcurrentSaves},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {

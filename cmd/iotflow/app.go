@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/iotflow/iotflow/internal/config"
+	"github.com/iotflow/iotflow/internal/downlink"
+	"github.com/iotflow/iotflow/internal/events"
 	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/httpapi"
 	"github.com/iotflow/iotflow/internal/ingest"
@@ -31,7 +33,11 @@ type app struct {
 	svc      *fleet.Service
 	series   *series.Service
 	roller   *series.Roller
-	handler  http.Handler
+	downlink *downlink.Service
+	notifier events.Notifier
+	// runNotifier carries other nodes' wake-ups while it runs.
+	runNotifier func(context.Context)
+	handler     http.Handler
 
 	closers []io.Closer // closed in reverse by close
 }
@@ -79,12 +85,19 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io
 	if cfg.ProvisioningToken == "" {
 		log.Warn("registration is open to anyone who can reach this server; set IOTFLOW_PROVISIONING_TOKEN to require a token")
 	}
-	limits, closeLimits, err := newLimits(ctx, cfg, log)
+	rdb, err := newRedis(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, closeLimits)
+	if rdb != nil {
+		a.closers = append(a.closers, rdb)
+	}
+	limits := newLimits(cfg, rdb, log)
 	registerMetrics(a.metrics, db, a.pipeline, a.svc, limits)
+	var wakeups string
+	a.notifier, a.runNotifier, wakeups = newNotifier(cfg, db, rdb, log)
+	log.Info("downlink wake-ups", "across_nodes", wakeups)
+	a.downlink = newDownlink(db, a.notifier, a.svc, a.metrics, log)
 
 	a.series = &series.Service{Store: db}
 	a.roller = &series.Roller{Store: db, Batch: 5000, Every: time.Second, Log: log}
@@ -98,7 +111,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io
 			return 0
 		})
 	a.handler = httpapi.NewHandler(httpapi.Deps{
-		Metrics: a.metrics, Database: a.watcher.Watcher, Series: a.series,
+		Metrics: a.metrics, Database: a.watcher.Watcher, Series: a.series, Downlink: a.downlink,
 		Service: a.svc, Logger: log, Version: version, RequestTimeout: cfg.RequestTimeout, Started: time.Now(),
 		MaxBatch: cfg.MaxBatch, Limits: limits, ProvisioningToken: cfg.ProvisioningToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
 		CORSOrigins: cfg.CORSOrigins,
@@ -114,9 +127,12 @@ func (a *app) runFlusher(ctx context.Context) (stop func()) {
 }
 
 // runUpkeep keeps the time-series rollups and, with IOTFLOW_RETENTION,
-// removes old readings, until the returned stop is called, which waits for
-// both to end.
+// removes old readings; carries wake-ups from other nodes and sweeps the
+// commands that expired or timed out; until the returned stop is called,
+// which waits for all to end.
 func (a *app) runUpkeep(ctx context.Context) (stop func()) {
+	stopNotifier := a.background(ctx, a.runNotifier)
+	stopSweeper := a.background(ctx, func(ctx context.Context) { a.downlink.RunSweeper(ctx, time.Second) })
 	stopRoller := a.background(ctx, a.roller.Run)
 	stopRetention := func() {}
 	if a.cfg.Retention > 0 {
@@ -124,7 +140,7 @@ func (a *app) runUpkeep(ctx context.Context) (stop func()) {
 			Every: time.Minute, Now: time.Now, Log: a.log}
 		stopRetention = a.background(ctx, r.Run)
 	}
-	return func() { stopRetention(); stopRoller() }
+	return func() { stopRetention(); stopRoller(); stopSweeper(); stopNotifier() }
 }
 
 // background runs fn until the returned stop is called, which waits for it.

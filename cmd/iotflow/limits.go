@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -14,24 +13,31 @@ import (
 	"github.com/iotflow/iotflow/internal/ratelimit"
 )
 
+// newRedis connects to REDIS_URL; nil when it is not set. Close the client
+// on shutdown.
+func newRedis(ctx context.Context, cfg *config.Config, log *slog.Logger) (*redis.Client, error) {
+	if cfg.RedisURL == "" {
+		return nil, nil
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("invalid REDIS_URL: %w", err)
+	}
+	client := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		log.Warn("Redis unreachable at start; rate limits are kept in memory, and other nodes' wake-ups wait, until it answers", "err", err)
+	}
+	return client, nil
+}
+
 // newLimits builds the API's rate limits: in memory, or shared through
-// Redis when REDIS_URL is set. Close the returned io.Closer on shutdown.
-func newLimits(ctx context.Context, cfg *config.Config, log *slog.Logger) (*httpapi.Limits, io.Closer, error) {
+// Redis when there is a client.
+func newLimits(cfg *config.Config, client *redis.Client, log *slog.Logger) *httpapi.Limits {
 	var limiter ratelimit.Limiter = ratelimit.NewMemory()
-	var closer io.Closer = io.NopCloser(nil)
-	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return nil, nil, fmt.Errorf("invalid REDIS_URL: %w", err)
-		}
-		client := redis.NewClient(opts)
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if err := client.Ping(pctx).Err(); err != nil {
-			log.Warn("Redis unreachable at start; rate limits are kept in memory until it answers", "err", err)
-		}
-		cancel()
+	if client != nil {
 		limiter = ratelimit.NewRedis(client, ratelimit.NewMemory(), log, ratelimit.WithPrefix(cfg.RedisPrefix))
-		closer = client
 	}
 	backlogBurst := min(cfg.MaxBatch, cfg.BacklogRateLimitPerHour)
 	return &httpapi.Limits{
@@ -42,5 +48,5 @@ func newLimits(ctx context.Context, cfg *config.Config, log *slog.Logger) (*http
 		Register:     ratelimit.PerMinute("register", cfg.RegisterRateLimitPerMinute),
 		AuthFailures: ratelimit.PerMinute("auth_failures", cfg.AuthFailureLimitPerMinute),
 		Admin:        ratelimit.PerMinute("admin", cfg.AdminRateLimitPerMinute),
-	}, closer, nil
+	}
 }

@@ -90,6 +90,9 @@ func runServe(ctx context.Context, e env, args []string) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Long polls answer at once with what they have when shutdown begins,
+	// rather than hold it up for their minute.
+	srv.RegisterOnShutdown(a.downlink.Close)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	scheme := "http"

@@ -70,7 +70,8 @@ func (s *server) submitBatch(w http.ResponseWriter, r *http.Request, d *iotflow.
 			Timestamp: formatTime(res.Reading.Timestamp), Duplicate: res.Reading.Duplicate}
 	}
 	ri.accepted = accepted
-	body := map[string]any{"accepted": accepted, "rejected": len(results) - accepted, "results": out}
+	body := map[string]any{"accepted": accepted, "rejected": len(results) - accepted, "results": out,
+		"pending_commands": d.PendingCommands, "shadow_version": d.ShadowVersion}
 	switch {
 	case accepted == len(results):
 		body["message"] = "Telemetry batch stored successfully"
@@ -79,6 +80,8 @@ func (s *server) submitBatch(w http.ResponseWriter, r *http.Request, d *iotflow.
 		body["message"] = "Some records were rejected; the others are stored"
 		writeJSON(w, http.StatusMultiStatus, body)
 	default:
+		delete(body, "pending_commands")
+		delete(body, "shadow_version")
 		body["error"], body["message"] = "Validation error", "No record of the batch is valid; nothing was stored"
 		writeJSON(w, http.StatusBadRequest, body)
 	}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"github.com/iotflow/iotflow/internal/config"
+	"github.com/iotflow/iotflow/internal/downlink"
 	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/ingest"
 	"github.com/iotflow/iotflow/internal/series"
@@ -32,6 +33,9 @@ func depsWithDefaults(d Deps) Deps {
 	}
 	if d.Series == nil && d.Service != nil {
 		d.Series = &series.Service{Store: d.Service.Store()}
+	}
+	if d.Downlink == nil && d.Service != nil {
+		d.Downlink = downlink.New(d.Service.Store(), downlink.Options{Changed: d.Service.ForgetDevice})
 	}
 	return d
 }

@@ -84,6 +84,7 @@ func (s *server) submitTelemetry(w http.ResponseWriter, r *http.Request, d *iotf
 	writeJSON(w, http.StatusCreated, telemetryAck{
 		Message: "Telemetry data received successfully", TelemetryID: rd.ID,
 		Timestamp: formatTime(rd.Timestamp), Duplicate: rd.Duplicate,
+		PendingCommands: d.PendingCommands, ShadowVersion: d.ShadowVersion,
 	})
 }
 
@@ -94,6 +95,10 @@ type telemetryAck struct {
 	TelemetryID int64  `json:"telemetry_id"`
 	Timestamp   string `json:"timestamp"`
 	Duplicate   bool   `json:"duplicate,omitempty"`
+	// PendingCommands and ShadowVersion tell a device that only posts
+	// that it has commands to take or a configuration to apply.
+	PendingCommands int64 `json:"pending_commands"`
+	ShadowVersion   int64 `json:"shadow_version"`
 }
 
 // maxDeviceTelemetryLimit caps GET /api/v1/devices/telemetry?limit=.
@@ -137,9 +142,11 @@ func (s *server) updateConfig(w http.ResponseWriter, r *http.Request, d *iotflow
 func (s *server) heartbeat(w http.ResponseWriter, r *http.Request, d *iotflow.Device) {
 	at := s.Service.Heartbeat(r.Context(), d)
 	writeJSON(w, http.StatusOK, map[string]any{
-		"message":   "Heartbeat received",
-		"device_id": d.ID,
-		"timestamp": formatTime(at),
-		"status":    "online",
+		"message":          "Heartbeat received",
+		"device_id":        d.ID,
+		"timestamp":        formatTime(at),
+		"status":           "online",
+		"pending_commands": d.PendingCommands,
+		"shadow_version":   d.ShadowVersion,
 	})
 }

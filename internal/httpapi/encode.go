@@ -111,6 +111,7 @@ var statusOf = map[string]int{
 	iotflow.ENOTFOUND:     http.StatusNotFound,
 	iotflow.EMETHOD:       http.StatusMethodNotAllowed,
 	iotflow.ECONFLICT:     http.StatusConflict,
+	iotflow.EPRECONDITION: http.StatusPreconditionFailed,
 	iotflow.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	iotflow.ERATELIMIT:    http.StatusTooManyRequests,
 	iotflow.EUNAVAILABLE:  http.StatusServiceUnavailable,

@@ -231,6 +231,17 @@ const (
 
 // device wraps a handler that needs an authenticated device.
 func (s *server) device(limit int, h func(http.ResponseWriter, *http.Request, *iotflow.Device)) http.Handler {
+	return s.deviceFor(limit, false, h)
+}
+
+// deviceLongPoll is device for a handler that may wait for up to a
+// minute: its own database calls bound their time, not the request's
+// timeout.
+func (s *server) deviceLongPoll(h func(http.ResponseWriter, *http.Request, *iotflow.Device)) http.Handler {
+	return s.deviceFor(limitDevice, true, h)
+}
+
+func (s *server) deviceFor(limit int, long bool, h func(http.ResponseWriter, *http.Request, *iotflow.Device)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := s.withTimeout(r)
 		defer cancel()
@@ -255,6 +266,11 @@ func (s *server) device(limit int, h func(http.ResponseWriter, *http.Request, *i
 		}
 		if limit != limitInHandler { // a batch sets its own, larger cap
 			r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
+		}
+		if long {
+			var unbind context.CancelFunc
+			ctx, unbind = s.Database.Bind(r.Context())
+			defer unbind()
 		}
 		h(w, r.WithContext(ctx), d)
 	})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iotflow/iotflow/internal/dbhealth"
+	"github.com/iotflow/iotflow/internal/downlink"
 	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/metrics"
 	"github.com/iotflow/iotflow/internal/series"
@@ -20,9 +21,11 @@ import (
 type Deps struct {
 	Service *fleet.Service
 	// Series answers the time-series reads.
-	Series  *series.Service
-	Logger  *slog.Logger
-	Version string
+	Series *series.Service
+	// Downlink holds the commands and shadows; nil leaves their routes out.
+	Downlink *downlink.Service
+	Logger   *slog.Logger
+	Version  string
 	// RequestTimeout bounds the database work of one request.
 	RequestTimeout time.Duration
 	// MaxBodyBytes caps request bodies.
@@ -102,6 +105,28 @@ func NewHandler(d Deps) http.Handler {
 	mux.Handle("GET /api/v1/admin/devices/{id}/telemetry/keys", s.admin(s.adminKeys))
 	mux.Handle("GET /api/v1/admin/telemetry/export", s.adminStream(s.export))
 
+	if s.Downlink != nil {
+		mux.Handle("POST /api/v1/admin/devices/{id}/commands", s.adminStream(s.issueCommand))
+		mux.Handle("GET /api/v1/admin/devices/{id}/commands", s.admin(s.listCommands))
+		mux.Handle("GET /api/v1/admin/commands/{cid}", s.admin(s.getCommand))
+		mux.Handle("DELETE /api/v1/admin/commands/{cid}", s.admin(s.cancelCommand))
+		mux.Handle("GET /api/v1/admin/devices/{id}/shadow", s.adminStream(s.adminShadow))
+		mux.Handle("PATCH /api/v1/admin/devices/{id}/shadow", s.admin(s.patchDesired))
+
+		mux.Handle("GET /api/v1/devices/commands", s.deviceLongPoll(s.takeCommands))
+		mux.Handle("POST /api/v1/devices/commands/{cid}/result", s.device(limitDevice, s.answerCommand))
+		mux.Handle("GET /api/v1/devices/shadow", s.deviceLongPoll(s.deviceShadow))
+		mux.Handle("PATCH /api/v1/devices/shadow/reported", s.device(limitDevice, s.patchReported))
+		mux.Handle("GET /api/v1/devices/config", s.device(limitDevice, s.getConfig))
+		mux.Handle("POST /api/v1/devices/config", s.device(limitDevice, s.setConfig))
+
+		// The reference's later versions.
+		mux.Handle("POST /api/v1/devices/{id}/control", s.device(limitDevice, s.controlDevice))
+		mux.Handle("GET /api/v1/devices/{id}/control/pending", s.device(limitDevice, s.pendingControls))
+		mux.Handle("GET /api/v1/devices/{id}/control/{cid}/status", s.device(limitDevice, s.controlStatus))
+		mux.Handle("POST /api/v1/devices/{id}/control/{cid}/status", s.device(limitDevice, s.setControlStatus))
+	}
+
 	return s.accessLog(s.recoverPanics(s.requestID(securityHeaders(s.cors(s.CORSOrigins)(s.jsonFallbacks(mux))))))
 }
 
@@ -130,6 +155,12 @@ var endpoints = map[string]any{
 		"update_config": "PUT /api/v1/devices/config",
 		"heartbeat":     "POST /api/v1/devices/heartbeat",
 		"rotate_key":    "POST /api/v1/devices/keys/rotate",
+		"commands":      "GET /api/v1/devices/commands?wait=N",
+		"answer":        "POST /api/v1/devices/commands/{cid}/result",
+		"shadow":        "GET /api/v1/devices/shadow",
+		"report":        "PATCH /api/v1/devices/shadow/reported",
+		"get_config":    "GET /api/v1/devices/config",
+		"set_config":    "POST /api/v1/devices/config",
 	},
 	"admin": map[string]string{
 		"list_devices":     "GET /api/v1/admin/devices",
@@ -146,5 +177,11 @@ var endpoints = map[string]any{
 		"device_latest":    "GET /api/v1/admin/devices/{id}/telemetry/latest",
 		"device_keys":      "GET /api/v1/admin/devices/{id}/telemetry/keys",
 		"export":           "GET /api/v1/admin/telemetry/export",
+		"issue_command":    "POST /api/v1/admin/devices/{id}/commands",
+		"device_commands":  "GET /api/v1/admin/devices/{id}/commands",
+		"command":          "GET /api/v1/admin/commands/{cid}",
+		"cancel_command":   "DELETE /api/v1/admin/commands/{cid}",
+		"shadow":           "GET /api/v1/admin/devices/{id}/shadow",
+		"patch_shadow":     "PATCH /api/v1/admin/devices/{id}/shadow",
 	},
 }

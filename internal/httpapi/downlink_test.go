@@ -3,11 +3,17 @@ package httpapi_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/iotflow/iotflow/internal/fleet"
+	"github.com/iotflow/iotflow/internal/httpapi"
+	"github.com/iotflow/iotflow/internal/testdb"
 )
 
 func cmdID(t *testing.T, r response) int64 {
@@ -435,3 +441,44 @@ func TestReferenceDownlinkHTTP(t *testing.T) {
 }
 
 func decode(res *http.Response, v any) error { return json.NewDecoder(res.Body).Decode(v) }
+
+// TestLongPollOutlivesServerTimeouts: the server's read and write timeouts
+// (30 s in the service, 1 s here) do not cut off a longer long poll.
+func TestLongPollOutlivesServerTimeouts(t *testing.T) {
+	store := testdb.SQLite(t)
+	svc := fleet.New(store, httpapi.FleetOptions(fleet.Options{StaticAdminToken: adminToken}))
+	srv := httptest.NewUnstartedServer(httpapi.NewHandler(httpapi.DepsWithDefaults(httpapi.Deps{Service: svc, Version: "test"})))
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = time.Second, time.Second
+	srv.Start()
+	t.Cleanup(srv.Close)
+	a := &api{t: t, base: srv.URL, svc: svc, store: store}
+	id, k := a.register("slow", "sensor")
+	type polled struct {
+		status int
+		body   string
+		err    error
+	}
+	got := make(chan polled, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/devices/commands?wait=5", nil)
+		req.Header.Set("X-API-Key", k)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- polled{err: err}
+			return
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		got <- polled{res.StatusCode, string(b), err}
+	}()
+	time.Sleep(2500 * time.Millisecond)
+	a.admin("POST", fmt.Sprintf("/api/v1/admin/devices/%d/commands", id), map[string]any{"command": "late"}).want(t, 201)
+	select {
+	case p := <-got:
+		if p.err != nil || p.status != 200 || !strings.Contains(p.body, `"late"`) {
+			t.Errorf("the poll got %d %q %v", p.status, p.body, p.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the poll did not answer")
+	}
+}

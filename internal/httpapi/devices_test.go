@@ -116,7 +116,7 @@ func TestStatusAndHeartbeat(t *testing.T) {
 		wantTime(t, d["last_seen"]) // authenticating counts as being seen, at once
 
 		h := a.device("POST", "/api/v1/devices/heartbeat", key, nil).want(t, http.StatusOK)
-		wantKeys(t, h.body, "message", "device_id", "timestamp", "status")
+		wantKeys(t, h.body, "message", "device_id", "timestamp", "status", "pending_commands", "shadow_version")
 		if h.body["message"] != "Heartbeat received" || h.body["status"] != "online" || h.body["device_id"] != float64(id) {
 			t.Errorf("heartbeat %v", h.body)
 		}
@@ -145,7 +145,7 @@ func TestTelemetry(t *testing.T) {
 
 		r := a.device("POST", "/api/v1/devices/telemetry", key, map[string]any{
 			"data": map[string]any{"temperature": 22.5, "humidity": 60}}).want(t, http.StatusCreated)
-		wantKeys(t, r.body, "message", "telemetry_id", "timestamp")
+		wantKeys(t, r.body, "message", "telemetry_id", "timestamp", "pending_commands", "shadow_version")
 		if r.body["message"] != "Telemetry data received successfully" {
 			t.Errorf("message %v", r.body["message"])
 		}

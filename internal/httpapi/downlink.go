@@ -324,7 +324,9 @@ func (s *server) shadow(w http.ResponseWriter, r *http.Request, deviceID int64) 
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := s.Downlink.Shadow(r.Context(), deviceID)
+	ctx, cancel := s.withTimeout(r)
+	v, err := s.Downlink.Shadow(ctx, deviceID)
+	cancel()
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -216,6 +216,12 @@ func contractRateLimits(t *testing.T, c *contract, store iotflow.Store) {
 		{method: "GET", path: "/api/v1/devices/telemetry/latest", want: 429},
 		{method: "POST", path: "/api/v1/devices/heartbeat", want: 429},
 		{method: "POST", path: "/api/v1/devices/keys/rotate", want: 429},
+		{method: "GET", path: "/api/v1/devices/commands", want: 429},
+		{method: "POST", path: "/api/v1/devices/commands/1/result", body: map[string]any{"status": "completed"}, want: 429},
+		{method: "GET", path: "/api/v1/devices/shadow", want: 429},
+		{method: "PATCH", path: "/api/v1/devices/shadow/reported", body: map[string]any{"a": 1}, want: 429},
+		{method: "GET", path: "/api/v1/devices/config", want: 429},
+		{method: "POST", path: "/api/v1/devices/config", body: map[string]any{"config_key": "a", "config_value": "b"}, want: 429},
 	} {
 		e.headers = key(k)
 		c.do(a, e)
@@ -245,6 +251,11 @@ func contractRateLimits(t *testing.T, c *contract, store iotflow.Store) {
 		{method: "GET", path: "/api/v1/admin/devices/1/telemetry"}, {method: "GET", path: "/api/v1/admin/devices/1/telemetry/series"},
 		{method: "GET", path: "/api/v1/admin/devices/1/telemetry/latest"}, {method: "GET", path: "/api/v1/admin/devices/1/telemetry/keys"},
 		{method: "GET", path: "/api/v1/admin/telemetry/export"},
+		{method: "POST", path: "/api/v1/admin/devices/1/commands", body: map[string]any{"command": "x"}},
+		{method: "GET", path: "/api/v1/admin/devices/1/commands"},
+		{method: "GET", path: "/api/v1/admin/commands/1"}, {method: "DELETE", path: "/api/v1/admin/commands/1"},
+		{method: "GET", path: "/api/v1/admin/devices/1/shadow"},
+		{method: "PATCH", path: "/api/v1/admin/devices/1/shadow", body: map[string]any{"desired": map[string]any{"a": 1}}},
 	} {
 		e.headers, e.want = bearer, 429
 		c.do(a, e)
@@ -346,6 +357,12 @@ func everyDatabaseRoute(k string) []exchange {
 		{method: "POST", path: "/api/v1/devices/telemetry/batch", body: map[string]any{"records": []any{reading}}},
 		{method: "PUT", path: "/api/v1/devices/config", body: map[string]any{"location": "x"}},
 		{method: "POST", path: "/api/v1/devices/heartbeat"}, {method: "POST", path: "/api/v1/devices/keys/rotate"},
+		{method: "GET", path: "/api/v1/devices/commands"},
+		{method: "POST", path: "/api/v1/devices/commands/1/result", body: map[string]any{"status": "completed"}},
+		{method: "GET", path: "/api/v1/devices/shadow"},
+		{method: "PATCH", path: "/api/v1/devices/shadow/reported", body: map[string]any{"a": 1}},
+		{method: "GET", path: "/api/v1/devices/config"},
+		{method: "POST", path: "/api/v1/devices/config", body: map[string]any{"config_key": "a", "config_value": "b"}},
 	}
 	for i := range es {
 		es[i].headers = key(k)
@@ -358,6 +375,11 @@ func everyDatabaseRoute(k string) []exchange {
 		{method: "GET", path: "/api/v1/admin/dashboard"}, {method: "GET", path: "/api/v1/admin/telemetry"},
 		{method: "GET", path: "/api/v1/admin/devices/1/telemetry"}, {method: "GET", path: "/api/v1/admin/devices/1/telemetry/series"},
 		{method: "GET", path: "/api/v1/admin/devices/1/telemetry/latest"}, {method: "GET", path: "/api/v1/admin/devices/1/telemetry/keys"},
+		{method: "POST", path: "/api/v1/admin/devices/1/commands", body: map[string]any{"command": "x"}},
+		{method: "GET", path: "/api/v1/admin/devices/1/commands"},
+		{method: "GET", path: "/api/v1/admin/commands/1"}, {method: "DELETE", path: "/api/v1/admin/commands/1"},
+		{method: "GET", path: "/api/v1/admin/devices/1/shadow"},
+		{method: "PATCH", path: "/api/v1/admin/devices/1/shadow", body: map[string]any{"desired": map[string]any{"a": 1}}},
 	} {
 		e.headers = bearer
 		es = append(es, e)

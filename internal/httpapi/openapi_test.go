@@ -125,6 +125,7 @@ func TestOpenAPIContract(t *testing.T) {
 			t.Run("devices", func(t *testing.T) { contractDevices(t, c, b.Open(t)) })
 			t.Run("admin", func(t *testing.T) { contractAdmin(t, c, b.Open(t)) })
 			t.Run("series", func(t *testing.T) { contractSeries(t, c, b.Open(t)) })
+			t.Run("downlink", func(t *testing.T) { contractDownlink(t, c, b.Open(t)) })
 			t.Run("limits", func(t *testing.T) { contractRateLimits(t, c, b.Open(t)) })
 			t.Run("unavailable", func(t *testing.T) { contractUnavailable(t, c, b.Open(t)) })
 			if t.Failed() {

@@ -25,8 +25,9 @@ the same server, and compares status reads/s with telemetry writes/s.
 --seed stores that many readings first, so that reads meet a filled
 database.
 
-'iotflow-bench query' measures reads at scale instead, and 'iotflow-bench
-series' the time-series reads and exports (see their --help).
+'iotflow-bench query' measures reads at scale instead, 'iotflow-bench
+series' the time-series reads and exports, and 'iotflow-bench downlink'
+commands reaching long polls (see their --help).
 
 Without --url it starts 'iotflow serve' (the binary named by --server) as a
 child process in a fresh temporary directory, with a clean environment:

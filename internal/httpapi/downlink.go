@@ -15,46 +15,9 @@ import (
 // The downlink: commands and the shadow. The rules are downlink's; these
 // handlers translate.
 
-// commandJSON is a command as the API shows it.
-type commandJSON struct {
-	ID             int64           `json:"id"`
-	DeviceID       int64           `json:"device_id"`
-	Command        string          `json:"command"`
-	Parameters     json.RawMessage `json:"parameters"`
-	Status         string          `json:"status"`
-	CreatedAt      string          `json:"created_at"`
-	ExpiresAt      string          `json:"expires_at"`
-	TimeoutSeconds float64         `json:"timeout_seconds"`
-	SentAt         *string         `json:"sent_at"`
-	AcknowledgedAt *string         `json:"acknowledged_at"`
-	CompletedAt    *string         `json:"completed_at"`
-	Result         json.RawMessage `json:"result"`
-	// UpdatedAt is the time of the latest change: the reference's field.
-	UpdatedAt string `json:"updated_at"`
-}
+func commandView(c *iotflow.Command) downlink.CommandJSON { return downlink.CommandView(c) }
 
-func commandView(c *iotflow.Command) commandJSON {
-	updated := c.CreatedAt
-	for _, t := range []*time.Time{c.SentAt, c.AcknowledgedAt, c.CompletedAt} {
-		if t != nil && t.After(updated) {
-			updated = *t
-		}
-	}
-	return commandJSON{
-		ID: c.ID, DeviceID: c.DeviceID, Command: c.Command, Parameters: c.Parameters, Status: c.Status,
-		CreatedAt: formatTime(c.CreatedAt), ExpiresAt: formatTime(c.ExpiresAt), TimeoutSeconds: c.Timeout.Seconds(),
-		SentAt: formatTimePtr(c.SentAt), AcknowledgedAt: formatTimePtr(c.AcknowledgedAt), CompletedAt: formatTimePtr(c.CompletedAt),
-		Result: c.Result, UpdatedAt: formatTime(updated),
-	}
-}
-
-func commandViews(cs []*iotflow.Command) []commandJSON {
-	out := make([]commandJSON, len(cs))
-	for i, c := range cs {
-		out[i] = commandView(c)
-	}
-	return out
-}
+func commandViews(cs []*iotflow.Command) []downlink.CommandJSON { return downlink.CommandViews(cs) }
 
 // commandID reads the {cid} path value.
 func commandID(r *http.Request) (int64, error) {
@@ -263,29 +226,13 @@ func (s *server) answerCommand(w http.ResponseWriter, r *http.Request, d *iotflo
 
 // The shadow.
 
-// shadowJSON is a shadow as the API shows it.
-type shadowJSON struct {
-	DeviceID          int64           `json:"device_id"`
-	Desired           json.RawMessage `json:"desired"`
-	Reported          json.RawMessage `json:"reported"`
-	Delta             json.RawMessage `json:"delta"`
-	Version           int64           `json:"version"`
-	DesiredVersion    int64           `json:"desired_version"`
-	DesiredUpdatedAt  *string         `json:"desired_updated_at"`
-	ReportedUpdatedAt *string         `json:"reported_updated_at"`
-}
-
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
 // writeShadow answers a shadow with its ETag.
 func writeShadow(w http.ResponseWriter, v *downlink.ShadowView) {
 	w.Header().Set("ETag", etag(v.Version))
 	w.Header().Set("Cache-Control", "no-cache")
-	writeJSON(w, http.StatusOK, shadowJSON{
-		DeviceID: v.DeviceID, Desired: v.Desired, Reported: v.Reported, Delta: v.Delta, Version: v.Version,
-		DesiredVersion: v.DesiredVersion, DesiredUpdatedAt: formatTimePtr(v.DesiredUpdatedAt),
-		ReportedUpdatedAt: formatTimePtr(v.ReportedUpdatedAt),
-	})
+	writeJSON(w, http.StatusOK, v.JSON())
 }
 
 // etagVersions reads the versions of an If-Match or If-None-Match header:

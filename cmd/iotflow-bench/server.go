@@ -92,6 +92,7 @@ func serverCommand(bin, dir, token string, f serverFlags, path string) *exec.Cmd
 	cmd.Dir = dir
 	cmd.Env = []string{
 		"HOST=127.0.0.1", "PORT=0", "LOG_FILE=off", "LOG_LEVEL=WARNING",
+		"IOTFLOW_MQTT_ADDR=127.0.0.1:0", // a free port: 1883 may be another broker's
 		"IOTFLOW_DATA_DIR=" + filepath.Join(dir, "data"), "IOTFLOW_ADMIN_TOKEN=" + token,
 		// The load comes from one address and a hundred devices far faster
 		// than any device would send: the rate limits are lifted, the

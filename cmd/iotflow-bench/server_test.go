@@ -108,7 +108,8 @@ func TestServerEnvironmentIsClean(t *testing.T) {
 	got := envMap(r.Env)
 	want := map[string]string{
 		"HOST": "127.0.0.1", "PORT": "0", "LOG_FILE": "off", "LOG_LEVEL": "ERROR", // --server-env wins
-		"IOTFLOW_DATA_DIR": filepath.Join(srv.dir, "data"), "IOTFLOW_ADMIN_TOKEN": srv.token,
+		"IOTFLOW_MQTT_ADDR": "127.0.0.1:0", // never the machine's own broker's port
+		"IOTFLOW_DATA_DIR":  filepath.Join(srv.dir, "data"), "IOTFLOW_ADMIN_TOKEN": srv.token,
 		"RATE_LIMIT_PER_MINUTE": "100000000", "TELEMETRY_RATE_LIMIT_PER_MINUTE": "100000000",
 		"IOTFLOW_BACKLOG_RATE_LIMIT_PER_HOUR":    "1000000000",
 		"IOTFLOW_REGISTER_RATE_LIMIT_PER_MINUTE": "100000000", "IOTFLOW_ADMIN_RATE_LIMIT_PER_MINUTE": "100000000",

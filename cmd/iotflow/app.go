@@ -16,6 +16,7 @@ import (
 	"github.com/iotflow/iotflow/internal/httpapi"
 	"github.com/iotflow/iotflow/internal/ingest"
 	"github.com/iotflow/iotflow/internal/metrics"
+	"github.com/iotflow/iotflow/internal/mqtt"
 	"github.com/iotflow/iotflow/internal/series"
 )
 
@@ -35,6 +36,9 @@ type app struct {
 	roller   *series.Roller
 	downlink *downlink.Service
 	notifier events.Notifier
+	// mqtt is the MQTT transport, started by runServe.
+	mqtt      *mqtt.Broker
+	mqttState mqttState
 	// runNotifier carries other nodes' wake-ups while it runs.
 	runNotifier func(context.Context)
 	handler     http.Handler
@@ -99,6 +103,10 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io
 	log.Info("downlink wake-ups", "across_nodes", wakeups)
 	a.downlink = newDownlink(db, a.notifier, a.svc, a.metrics, log)
 
+	if a.mqtt, err = newMQTT(cfg, a, limits, log); err != nil {
+		return nil, err
+	}
+
 	a.series = &series.Service{Store: db}
 	a.roller = &series.Roller{Store: db, Batch: 5000, Every: time.Second, Log: log}
 	a.metrics.CounterFunc("iotflow_rollup_readings_total", "Readings the time-series rollup has taken in since start.",
@@ -114,7 +122,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io
 		Metrics: a.metrics, Database: a.watcher.Watcher, Series: a.series, Downlink: a.downlink,
 		Service: a.svc, Logger: log, Version: version, RequestTimeout: cfg.RequestTimeout, Started: time.Now(),
 		MaxBatch: cfg.MaxBatch, Limits: limits, ProvisioningToken: cfg.ProvisioningToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
-		CORSOrigins: cfg.CORSOrigins,
+		CORSOrigins: cfg.CORSOrigins, MQTT: a.mqttState.get,
 	})
 	return a, nil
 }

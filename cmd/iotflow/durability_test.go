@@ -53,7 +53,7 @@ type childServer struct {
 func startChild(t *testing.T, env map[string]string) *childServer {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1", "HOST=127.0.0.1", "PORT=0", "LOG_FILE=off", "LOG_LEVEL=ERROR",
+	cmd.Env = append(os.Environ(), childEnv+"=1", "HOST=127.0.0.1", "PORT=0", "LOG_FILE=off", "LOG_LEVEL=ERROR", "IOTFLOW_MQTT_ADDR=127.0.0.1:0",
 		"IOTFLOW_ADMIN_TOKEN=durability-test-admin-token")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

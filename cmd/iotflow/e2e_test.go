@@ -71,7 +71,9 @@ func startServer(t *testing.T, env map[string]string) *server {
 // matches re and whose /health client answers through.
 func startServerWith(t *testing.T, env map[string]string, client *http.Client, re *regexp.Regexp) *server {
 	t.Helper()
-	full := map[string]string{"HOST": "127.0.0.1", "PORT": "0", "LOG_FILE": "off", "LOG_LEVEL": "WARNING"}
+	// MQTT on a free port too: never the machine's 1883.
+	full := map[string]string{"HOST": "127.0.0.1", "PORT": "0", "LOG_FILE": "off", "LOG_LEVEL": "WARNING",
+		"IOTFLOW_MQTT_ADDR": "127.0.0.1:0", "IOTFLOW_MQTT_TLS_ADDR": "127.0.0.1:0"}
 	for k, v := range env {
 		full[k] = v
 	}

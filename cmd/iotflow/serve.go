@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -81,6 +82,18 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s (HOST, PORT): %w", cfg.Addr(), err)
 	}
+	var mqttTLS *tls.Config
+	if certs != nil {
+		mqttTLS = certs.tlsConfig()
+		mqttTLS.NextProtos = nil // not HTTP's h2 and http/1.1
+	}
+	if err := a.startMQTT(cfg, mqttTLS, e.stdout); err != nil {
+		ln.Close()
+		return err
+	}
+	// Devices on MQTT are let go with the HTTP requests in flight, before
+	// the write queue drains: nothing is acknowledged after.
+	defer a.mqtt.Close()
 	srv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -140,6 +153,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 		log.Error("requests still in flight at shutdown were cut off", "err", serr)
 		srv.Close()
 	}
+	a.mqtt.Close()
 	a.drain(sctx, deadline.Add(-t/10), stopFlusher)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

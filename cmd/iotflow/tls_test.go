@@ -320,7 +320,7 @@ func TestTLSBadKeyPairStopsStart(t *testing.T) {
 		"no key set":     {certFile, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
-			env := map[string]string{"HOST": "127.0.0.1", "PORT": "0", "LOG_FILE": "off", "LOG_LEVEL": "ERROR",
+			env := map[string]string{"HOST": "127.0.0.1", "PORT": "0", "LOG_FILE": "off", "LOG_LEVEL": "ERROR", "IOTFLOW_MQTT_ADDR": "off",
 				"IOTFLOW_DATA_DIR":      filepath.Join(t.TempDir(), "data"),
 				"IOTFLOW_TLS_CERT_FILE": files[0], "IOTFLOW_TLS_KEY_FILE": files[1]}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -71,6 +71,19 @@ type Config struct {
 	// Retention is how long readings are kept; 0 keeps them all.
 	Retention time.Duration
 
+	// MQTT: the listen addresses ("" when off); MQTTAddrSet says that
+	// IOTFLOW_MQTT_ADDR was given, so that a port it cannot bind stops the
+	// start (the default may be taken by another broker: then MQTT is off).
+	MQTTAddr           string
+	MQTTAddrSet        bool
+	MQTTTLSAddr        string
+	MQTTTLSAddrSet     bool
+	MQTTMaxPacketBytes int
+	MQTTMaxInflight    int
+	MQTTMaxPending     int
+	MQTTSessionExpiry  time.Duration
+	MQTTMaxConnections int
+
 	// The write pipeline (group commit).
 	WriteBatch   int
 	WriteQueue   int
@@ -144,6 +157,13 @@ var Settings = []Setting{
 	{"IOTFLOW_WRITE_QUEUE", "4096", "Requests that may wait for a write; beyond it telemetry gets 503 with Retry-After."},
 	{"IOTFLOW_WRITE_WRITERS", "1", "Transactions writing at once; more helps only when the database has cores to spare."},
 	{"IOTFLOW_WRITE_LINGER", "0s", "How long a write waits for more readings to join its batch; 0 adds no latency."},
+	{"IOTFLOW_MQTT_ADDR", ":1883", "MQTT (3.1.1 and 5) listen address, `off` to disable. When the default port is taken (another broker runs there) the service starts without MQTT and says so in its log and /health; an address set explicitly that cannot be bound stops the start."},
+	{"IOTFLOW_MQTT_TLS_ADDR", ":8883", "MQTT over TLS listen address, with the certificate of IOTFLOW_TLS_CERT_FILE (only when it is set); `off` to disable."},
+	{"IOTFLOW_MQTT_MAX_PACKET_BYTES", "262144", "Largest MQTT packet a client may send; larger ones close its connection. Readings are also held to IOTFLOW_MAX_BODY_BYTES and batches to IOTFLOW_MAX_BATCH_BODY_BYTES."},
+	{"IOTFLOW_MQTT_MAX_INFLIGHT", "100", "QoS 1 messages (commands, shadow changes) a client may have unacknowledged, and QoS 1 publishes it may have in flight to the service."},
+	{"IOTFLOW_MQTT_MAX_PENDING_WRITES", "64", "Packets queued to one client; past it, messages to a client that does not read are dropped (commands stay stored and time out), never queued without bound."},
+	{"IOTFLOW_MQTT_SESSION_EXPIRY", "1h", "Longest a disconnected client's session (its subscriptions) is kept."},
+	{"IOTFLOW_MQTT_MAX_CONNECTIONS", "100000", "Most MQTT connections at once; more are refused with server unavailable."},
 	{"IOTFLOW_RETENTION", "", "How long readings are kept, by their own time, such as 90d or 12h (at least 1h); older ones are removed continuously. Unset: kept forever."},
 }
 
@@ -212,6 +232,13 @@ func Load(getenv func(string) string, dotenv map[string]string) (*Config, error)
 	c.LogMaxSizeMB = l.intRange("LOG_FILE_MAX_SIZE_MB", 1, 100_000)
 	c.LogMaxBackups = l.intRange("LOG_FILE_BACKUPS", 0, 10_000)
 	c.MetricsAddr = l.hostPort("IOTFLOW_METRICS_ADDR")
+	c.MQTTAddr, c.MQTTAddrSet = l.listenAddr("IOTFLOW_MQTT_ADDR")
+	c.MQTTTLSAddr, c.MQTTTLSAddrSet = l.listenAddr("IOTFLOW_MQTT_TLS_ADDR")
+	c.MQTTMaxPacketBytes = l.intRange("IOTFLOW_MQTT_MAX_PACKET_BYTES", 1024, 256<<20)
+	c.MQTTMaxInflight = l.intRange("IOTFLOW_MQTT_MAX_INFLIGHT", 1, 65535)
+	c.MQTTMaxPending = l.intRange("IOTFLOW_MQTT_MAX_PENDING_WRITES", 1, 1_000_000)
+	c.MQTTSessionExpiry = l.duration("IOTFLOW_MQTT_SESSION_EXPIRY")
+	c.MQTTMaxConnections = l.intRange("IOTFLOW_MQTT_MAX_CONNECTIONS", 1, 10_000_000)
 	c.TLSCertFile = l.str("IOTFLOW_TLS_CERT_FILE")
 	c.TLSKeyFile = l.str("IOTFLOW_TLS_KEY_FILE")
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {

@@ -245,6 +245,25 @@ func (l *loader) hostPort(name string) string {
 	return v
 }
 
+// listenAddr reads a host:port (the host may be empty) or "off" (given as
+// ""), and whether the variable was set rather than defaulted.
+func (l *loader) listenAddr(name string) (string, bool) {
+	set := l.get(name) != ""
+	v := l.str(name)
+	if strings.EqualFold(v, "off") {
+		return "", set
+	}
+	_, port, err := net.SplitHostPort(v)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		l.fail(name, "%q is not a listen address such as :1883 or 127.0.0.1:1883, nor off", v)
+		return "", set
+	}
+	return v, set
+}
+
 // origins reads a comma-separated list of browser origins
 // (scheme://host[:port]); "none" gives an empty list.
 func (l *loader) origins(name string) []string {

@@ -8,6 +8,16 @@ import (
 	"github.com/iotflow/iotflow/internal/dbhealth"
 )
 
+// MQTTState is how the MQTT transport stands, as /health shows it.
+type MQTTState struct {
+	// Status is listening, off (IOTFLOW_MQTT_ADDR=off) or unavailable
+	// (the default port was taken).
+	Status    string   `json:"status"`
+	Listeners []string `json:"listeners"`
+	Connected int64    `json:"connected"`
+	Reason    string   `json:"reason,omitempty"`
+}
+
 func (s *server) index() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
@@ -35,6 +45,9 @@ func (s *server) health() http.Handler {
 		}
 		if d, ok := s.limiterState(); ok {
 			body["rate_limiter"] = d
+		}
+		if s.MQTT != nil {
+			body["mqtt"] = s.MQTT()
 		}
 		status := http.StatusOK
 		if err := s.ping(ctx); err != nil {

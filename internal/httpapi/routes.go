@@ -47,6 +47,8 @@ type Deps struct {
 	// does not, requests that need it are answered 503 at once, and those
 	// waiting on it are let go.
 	Database *dbhealth.Watcher
+	// MQTT, when set, tells /health how the MQTT transport stands.
+	MQTT func() MQTTState
 	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
 	// whose pages may call the API; none leaves CORS off.
 	CORSOrigins []string

@@ -104,8 +104,10 @@ type Broker struct {
 	srv  *mochi.Server
 	hook *hook
 
-	mu    sync.Mutex
-	addrs []string
+	mu     sync.Mutex
+	addrs  []string
+	closed sync.Once
+	err    error
 }
 
 // New returns a broker that serves nothing until Listen.
@@ -161,8 +163,11 @@ func (b *Broker) Connected() int64 { return b.hook.connected() }
 
 // Close disconnects every client and stops the broker: their loops end,
 // and nothing they sent is acknowledged after.
+// Closing again does nothing.
 func (b *Broker) Close() error {
-	err := b.srv.Close()
-	b.hook.stop()
-	return err
+	b.closed.Do(func() {
+		b.err = b.srv.Close()
+		b.hook.stop()
+	})
+	return b.err
 }

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/iotflow/iotflow/internal/config"
+)
+
+var mqttListenRE = regexp.MustCompile(`MQTT listening on mqtt://(\S+)`)
+
+// TestMQTTEndToEnd: the service serves MQTT beside HTTP. A device
+// registered over HTTP publishes a reading over MQTT with its key, reads
+// it back over HTTP, and /health counts its connection.
+func TestMQTTEndToEnd(t *testing.T) {
+	for name, envOf := range backendEnvs(t) {
+		t.Run(name, func(t *testing.T) {
+			s := startServer(t, envOf(t))
+			m := mqttListenRE.FindStringSubmatch(s.stdout.String())
+			if m == nil {
+				t.Fatalf("no MQTT listening line in:\n%s", s.stdout)
+			}
+			_, reg := call(t, "POST", s.base+"/api/v1/devices/register", map[string]string{"name": "mqtt-e2e", "device_type": "sensor"}, nil)
+			dev := reg["device"].(map[string]any)
+			key := dev["api_key"].(string)
+			c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + m[1]).SetClientID("e2e").
+				SetUsername(fmt.Sprint(dev["id"])).SetPassword(key).SetAutoReconnect(false))
+			if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("connect: %v", tok.Error())
+			}
+			defer c.Disconnect(100)
+			tok := c.Publish(fmt.Sprintf("iotflow/devices/%v/telemetry", dev["id"]), 1, false, `{"data": {"temperature": 23.5}}`)
+			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("publish: %v", tok.Error())
+			}
+			status, body := call(t, "GET", s.base+"/api/v1/devices/telemetry", nil, map[string]string{"X-API-Key": key})
+			if status != 200 || body["count"] != float64(1) {
+				t.Errorf("the reading over HTTP: %d %v", status, body)
+			}
+			_, health := call(t, "GET", s.base+"/health", nil, nil)
+			mq, _ := health["mqtt"].(map[string]any)
+			if mq["status"] != "listening" || mq["connected"] != float64(1) || !strings.Contains(fmt.Sprint(mq["listeners"]), m[1]) {
+				t.Errorf("/health mqtt: %v", mq)
+			}
+		})
+	}
+}
+
+// TestMQTTPortTaken: an address that was set and cannot be bound stops
+// the start; the default one, taken, leaves MQTT off and says so.
+func TestMQTTPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	env := map[string]string{"HOST": "127.0.0.1", "PORT": "0", "LOG_FILE": "off", "LOG_LEVEL": "ERROR",
+		"IOTFLOW_DATA_DIR": filepath.Join(t.TempDir(), "data"), "IOTFLOW_MQTT_ADDR": taken.Addr().String()}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = run(ctx, []string{"iotflow", "serve"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "MQTT") {
+		t.Fatalf("serve with a taken IOTFLOW_MQTT_ADDR returned %v, want an error", err)
+	}
+
+	// The default: the same taken address, as if nobody had set it.
+	cfg, err := config.Load(func(k string) string { return env[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MQTTAddrSet = false
+	var out syncBuffer
+	a, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	if err := a.startMQTT(cfg, nil, &out); err != nil {
+		t.Fatalf("a taken default address stopped the start: %v", err)
+	}
+	defer a.mqtt.Close()
+	st := a.mqttState.get()
+	if st.Status != "unavailable" || !strings.Contains(st.Reason, taken.Addr().String()) || !strings.Contains(out.String(), "MQTT is off") {
+		t.Errorf("state %+v, output %q", st, out.String())
+	}
+
+	cfg.MQTTAddr = ""
+	b, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	if err := b.startMQTT(cfg, nil, &out); err != nil || b.mqttState.get().Status != "off" {
+		t.Errorf("IOTFLOW_MQTT_ADDR=off: %v, %+v", err, b.mqttState.get())
+	}
+}

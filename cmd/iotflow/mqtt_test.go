@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,5 +104,99 @@ func TestMQTTPortTaken(t *testing.T) {
 	defer b.close()
 	if err := b.startMQTT(cfg, nil, &out); err != nil || b.mqttState.get().Status != "off" {
 		t.Errorf("IOTFLOW_MQTT_ADDR=off: %v, %+v", err, b.mqttState.get())
+	}
+}
+
+// TestMQTTAcknowledgedReadingsSurviveSIGKILL is the SIGKILL test over
+// MQTT: devices publish at QoS 1 while the server is killed; every
+// reading that got a PUBACK is stored exactly once after the restart, and
+// a retry of it stores nothing.
+func TestMQTTAcknowledgedReadingsSurviveSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	for name, envFor := range backendEnvs(t) {
+		t.Run(name, func(t *testing.T) {
+			env := envFor(t)
+			env["TELEMETRY_RATE_LIMIT_PER_MINUTE"] = "100000000" // the load, not the limit, until the kill
+			srv := startChild(t, env)
+			m := mqttListenRE.FindStringSubmatch(srv.out.String())
+			if m == nil {
+				t.Fatalf("no MQTT listening line in:\n%s", srv.out)
+			}
+			code, reg := call(t, "POST", srv.base+"/api/v1/devices/register", map[string]string{"name": "MQTT Crash Test", "device_type": "sensor"}, nil)
+			if code != 201 {
+				t.Fatalf("register: %d %v", code, reg)
+			}
+			key := reg["device"].(map[string]any)["api_key"].(string)
+			devID := int64(reg["device"].(map[string]any)["id"].(float64))
+			topic := fmt.Sprintf("iotflow/devices/%d/telemetry", devID)
+
+			var mu sync.Mutex
+			acked := map[string]bool{}
+			var wg sync.WaitGroup
+			for w := range 8 {
+				c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + m[1]).SetClientID(fmt.Sprint("crash-", w)).
+					SetUsername("device").SetPassword(key).SetAutoReconnect(false).SetWriteTimeout(2 * time.Second))
+				if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+					t.Fatalf("connect: %v", tok.Error())
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.Disconnect(0)
+					for i := 0; ; i++ {
+						msg := fmt.Sprintf("w%d-%d", w, i)
+						tok := c.Publish(topic, 1, false, fmt.Sprintf(`{"data":{"i":%d},"message_id":%q}`, i, msg))
+						if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+							return // the server is gone
+						}
+						mu.Lock()
+						acked[msg] = true
+						mu.Unlock()
+					}
+				}()
+			}
+			time.Sleep(1500 * time.Millisecond)
+			if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			srv.cmd.Wait()
+			wg.Wait()
+			if len(acked) < 50 {
+				t.Fatalf("only %d readings were acknowledged before the kill", len(acked))
+			}
+			stored := readStored(t, env, devID)
+			for msg := range acked {
+				if len(stored[msg]) != 1 {
+					t.Fatalf("acknowledged %s is stored %d times", msg, len(stored[msg]))
+				}
+			}
+			t.Logf("%s: %d PUBACKed before SIGKILL, %d stored", name, len(acked), len(stored))
+
+			srv2 := startChild(t, env)
+			m2 := mqttListenRE.FindStringSubmatch(srv2.out.String())
+			c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + m2[1]).SetClientID("crash-retry").
+				SetUsername("device").SetPassword(key).SetAutoReconnect(false))
+			if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("connect after the restart: %v", tok.Error())
+			}
+			n := 0
+			for msg := range acked {
+				if n++; n > 20 {
+					break
+				}
+				tok := c.Publish(topic, 1, false, fmt.Sprintf(`{"data":{"retry":1},"message_id":%q}`, msg))
+				if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+					t.Fatalf("retry of %s: %v", msg, tok.Error())
+				}
+			}
+			c.Disconnect(100)
+			srv2.cmd.Process.Signal(syscall.SIGTERM)
+			srv2.cmd.Wait()
+			if after := readStored(t, env, devID); len(after) != len(stored) {
+				t.Fatalf("retries stored readings: %d before, %d after", len(stored), len(after))
+			}
+		})
 	}
 }

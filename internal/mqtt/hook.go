@@ -184,6 +184,9 @@ func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 			code = r.v3
 		}
 		code.Reason = iotflow.ErrorMessage(err)
+		if credentials(pk) == "" {
+			code.Reason = "Send the device API key as the password (or as the username, with no password)"
+		}
 		h.o.Logger.Info("mqtt connect refused", "remote", cl.Net.Remote, "reason", code.Reason, "code", code.Code)
 		_ = h.srv.SendConnack(cl, code, false, nil)
 		return code
@@ -505,6 +508,9 @@ func (h *hook) handle(s *session, t topic, payload []byte) error {
 	d, _, err := h.o.Fleet.AuthenticateKey(ctx, s.key)
 	if err != nil {
 		return err
+	}
+	if t.device != 0 && t.device != d.ID { // the ACL refused it already; never store under another topic
+		return iotflow.Errorf(iotflow.EFORBIDDEN, "Not authorized", "A device may publish only to its own topics")
 	}
 	switch t.kind {
 	case kindTelemetry:

@@ -31,6 +31,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runSeries(ctx, e, rest[1:])
 		case "downlink":
 			return runDownlink(ctx, e, rest[1:])
+		case "mqtt":
+			return runMQTT(ctx, e, rest[1:])
 		// The bench's own targets, started by it as child processes.
 		case "serve-baseline":
 			return runBaselineServer(ctx, e)

@@ -106,6 +106,8 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io
 	if a.mqtt, err = newMQTT(cfg, a, limits, log); err != nil {
 		return nil, err
 	}
+	a.metrics.GaugeFunc("iotflow_mqtt_clients_connected", "MQTT clients connected to this node.",
+		func() float64 { return float64(a.mqtt.Connected()) })
 
 	a.series = &series.Service{Store: db}
 	a.roller = &series.Roller{Store: db, Batch: 5000, Every: time.Second, Log: log}

@@ -75,6 +75,7 @@ func TestMetricsListener(t *testing.T) {
 				"iotflow_auth_cache_negative_hits_total ",
 				"iotflow_db_pool_connections{",
 				"iotflow_db_pool_max_connections{",
+				"iotflow_mqtt_clients_connected 0",
 				"go_goroutines ",
 				"process_resident_memory_bytes ",
 			} {

@@ -192,6 +192,11 @@ func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 		return code
 	}
 	cl.ID = strconv.FormatInt(d.ID, 10) + "/" + cl.ID
+	// A will would be published to subscribers without the write ACL: a
+	// device could leave a command on another device's topic. The service
+	// publishes nothing a device sends, so it has no will; the device's
+	// disconnect, clean or not, is what it records.
+	cl.Properties.Will = mochi.Will{}
 	s := &session{cl: cl, device: d.ID, key: credentials(pk), subs: map[kind]bool{}, loops: map[string]func(){}}
 	s.ctx, s.cancel = context.WithCancel(h.ctx)
 	h.mu.Lock()

@@ -521,3 +521,43 @@ func TestV5QoS0RefusalsAreSilent(t *testing.T) {
 		}
 	})
 }
+
+// TestWillsAreNotPublished: a device that connects with a will on another
+// device's commands topic and then drops its connection delivers nothing
+// to that device, which stays subscribed.
+func TestWillsAreNotPublished(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store iotflow.Store) {
+		b := startBroker(t, store, nil)
+		_, key := b.register("will-sender")
+		victim, victimKey := b.register("will-victim")
+		target := fmt.Sprintf("iotflow/devices/%d/commands", victim)
+		v := b.mustDialV5("device", victimKey)
+		if codes := v.subscribe(target); len(codes) != 1 || codes[0] != 1 {
+			t.Fatalf("the victim's SUBACK %v", codes)
+		}
+		conn, err := net.DialTimeout("tcp", b.addr, readWait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk := packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
+			Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "will", Clean: true, Keepalive: 60,
+				UsernameFlag: true, Username: []byte("device"), PasswordFlag: true, Password: []byte(key),
+				WillFlag: true, WillTopic: target, WillQos: 1, WillPayload: []byte(`{"id":1,"command":"unlock"}`)},
+		}
+		var buf bytes.Buffer
+		if err := pk.ConnectEncode(&buf); err != nil {
+			t.Fatal(err)
+		}
+		sender := &v5client{t: t, conn: conn, r: bufio.NewReader(conn)}
+		sender.write(buf.Bytes())
+		if ack := sender.expect(packets.Connack, 0); ack.ReasonCode != 0 {
+			t.Fatalf("CONNACK %#x", ack.ReasonCode)
+		}
+		conn.Close() // not a DISCONNECT: the broker would send the will now
+		if got, err := v.read(quietWait * 2); err == nil {
+			t.Errorf("the victim received %s", describe(got))
+		}
+		v.ping("after the will was due")
+	})
+}

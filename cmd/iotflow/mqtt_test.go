@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -198,5 +199,42 @@ func TestMQTTAcknowledgedReadingsSurviveSIGKILL(t *testing.T) {
 				t.Fatalf("retries stored readings: %d before, %d after", len(stored), len(after))
 			}
 		})
+	}
+}
+
+var mqttsListenRE = regexp.MustCompile(`MQTT listening on mqtts://(\S+)`)
+
+// TestMQTTOverTLS: with a certificate configured, MQTT is also served over
+// TLS with it, and a device publishes there as on plain MQTT.
+func TestMQTTOverTLS(t *testing.T) {
+	f := newCertFiles(t)
+	base, out := startTLSServer(t, f.pki.pool, f.certFile, f.keyFile)
+	m := mqttsListenRE.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no MQTT over TLS listening line in:\n%s", out)
+	}
+	client := httpsClient(t, f.pki.pool)
+	res, err := client.Post(base+"/api/v1/devices/register", "application/json", strings.NewReader(`{"name": "mqtts", "device_type": "sensor"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg map[string]map[string]any
+	decodeBody(res, &reg)
+	key := reg["device"]["api_key"].(string)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://" + m[1]).SetClientID("mqtts").
+		SetTLSConfig(&tls.Config{RootCAs: f.pki.pool}).SetUsername("device").SetPassword(key).SetAutoReconnect(false))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect over TLS: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	tok := c.Publish(fmt.Sprintf("iotflow/devices/%v/telemetry", reg["device"]["id"]), 1, false, `{"data": {"t": 1}}`)
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish over TLS: %v", tok.Error())
+	}
+	// A client that does not trust the certificate is refused the handshake.
+	bad := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://" + m[1]).SetClientID("untrusting").
+		SetTLSConfig(&tls.Config{}).SetUsername("device").SetPassword(key).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
+	if tok := bad.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+		t.Error("a client that does not trust the certificate connected")
 	}
 }

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/iotflow/iotflow/internal/fleet"
 	"github.com/iotflow/iotflow/internal/httpapi"
+	"github.com/iotflow/iotflow/internal/metrics"
 	"github.com/iotflow/iotflow/internal/testdb"
 )
 
@@ -480,5 +482,45 @@ func TestLongPollOutlivesServerTimeouts(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the poll did not answer")
+	}
+}
+
+// TestAbandonedLongPollIsNoServerError: a device that gives up its long
+// poll is recorded as 499 (client closed request), not as a 5xx of the
+// service.
+func TestAbandonedLongPollIsNoServerError(t *testing.T) {
+	store := testdb.SQLite(t)
+	a := newAPIWith(t, store, httpapi.Deps{Metrics: metrics.New()})
+	_, k := a.register("impatient", "sensor")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", a.base+"/api/v1/devices/commands?wait=20", nil)
+	req.Header.Set("X-API-Key", k)
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("the poll answered %d before the client gave up", res.StatusCode)
+	}
+	route := `route="GET /api/v1/devices/commands",status="`
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mreq, _ := http.NewRequest("GET", a.base+"/metrics", nil)
+		mreq.Header.Set("Authorization", "Bearer "+adminToken)
+		res, err := http.DefaultClient.Do(mreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		body := string(raw)
+		if strings.Contains(body, route+"5") {
+			t.Fatalf("an abandoned poll counted as a server error:\n%s", body)
+		}
+		if strings.Contains(body, route+"499") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the abandoned poll is not in the metrics:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -92,9 +92,12 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		(errors.Is(context.Cause(r.Context()), dbhealth.ErrDown) || s.Database.Down()):
 		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "The database is unreachable; try again later")
 	case code == iotflow.EINTERNAL && errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		// The client went away (or the server is stopping): nobody reads
-		// this answer, and it is no fault of the service.
-		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Request cancelled", "The request was cancelled before it finished")
+		// The client went away (a device giving up its long poll) or the
+		// server is stopping: nobody reads this answer, and it is no fault
+		// of the service, so it is no 5xx in the log and the metrics
+		// either, but nginx's 499 (client closed request).
+		writeJSON(w, statusClientClosed, errorBody{Error: "Request cancelled", Message: "The request was cancelled before it finished"})
+		return
 	case code == iotflow.EINTERNAL && errors.Is(err, context.DeadlineExceeded):
 		err = iotflow.Errorf(iotflow.EUNAVAILABLE, "Service unavailable", "The request took too long; try again later")
 	case code == iotflow.EINTERNAL:
@@ -112,6 +115,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	writeJSON(w, status, errorBody{Error: iotflow.ErrorTitle(err), Message: iotflow.ErrorMessage(err)})
 }
+
+// statusClientClosed is recorded for a request whose client went away.
+const statusClientClosed = 499
 
 func invalid(format string, args ...any) error {
 	return iotflow.Errorf(iotflow.EINVALID, "Invalid request", format, args...)

@@ -27,7 +27,8 @@ database.
 
 'iotflow-bench query' measures reads at scale instead, 'iotflow-bench
 series' the time-series reads and exports, and 'iotflow-bench downlink'
-commands reaching long polls (see their --help).
+commands reaching long polls (see their --help). 'iotflow-bench simulate'
+runs simulated devices against a running server, for demos and load.
 
 Without --url it starts 'iotflow serve' (the binary named by --server) as a
 child process in a fresh temporary directory, with a clean environment:

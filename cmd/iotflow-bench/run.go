@@ -33,6 +33,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runDownlink(ctx, e, rest[1:])
 		case "mqtt":
 			return runMQTT(ctx, e, rest[1:])
+		case "simulate":
+			return runSimulate(ctx, e, rest[1:])
 		// The bench's own targets, started by it as child processes.
 		case "serve-baseline":
 			return runBaselineServer(ctx, e)

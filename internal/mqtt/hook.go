@@ -460,22 +460,30 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 
 // refusePublish answers a publish that was not stored or applied. MQTT 5
 // gets its PUBACK (or PUBREC) with the reason code and the message as
-// reason string. MQTT 3.1.1 has no negative acknowledgement: a QoS 1 or 2
-// publish is not acknowledged and the connection is closed, so that the
-// client sends it again once it reconnects; a QoS 0 one is dropped.
+// reason string. MQTT 3.1.1 has no negative acknowledgement, so it gets
+// what makes its client do the right thing: a publish that could succeed
+// later (over a rate limit, the service unavailable) is not acknowledged
+// and the connection is closed, so that the client sends it again once it
+// reconnects, and nothing that was not stored is acknowledged; one that
+// can never succeed (an invalid payload, an answer to a command that is
+// unknown or has ended) is acknowledged and dropped, since a client
+// resends an unacknowledged message on every reconnect, forever, with
+// everything it sends after it stuck behind it. A QoS 0 one is dropped.
 func (h *hook) refusePublish(cl *mochi.Client, pk packets.Packet, err error) {
 	code := reasonCode(err)
 	h.o.Logger.Info("mqtt publish refused", "client", cl.ID, "topic", pk.TopicName, "reason", code.Reason, "code", code.Code)
 	qos := pk.FixedHeader.Qos
+	ack := packets.Puback
+	if qos == 2 {
+		ack = packets.Pubrec
+	}
 	switch {
 	case qos == 0:
+	case cl.Properties.ProtocolVersion < 5 && permanent(err):
+		_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: ack}, PacketID: pk.PacketID})
 	case cl.Properties.ProtocolVersion < 5:
 		cl.Stop(code)
 	default:
-		ack := packets.Puback
-		if qos == 2 {
-			ack = packets.Pubrec
-		}
 		_ = cl.WritePacket(packets.Packet{
 			FixedHeader: packets.FixedHeader{Type: ack}, PacketID: pk.PacketID, ReasonCode: code.Code,
 			Properties: packets.Properties{ReasonString: code.Reason},
@@ -487,6 +495,16 @@ func (h *hook) refusePublish(cl *mochi.Client, pk packets.Packet, err error) {
 		}
 		cl.Stop(code) // the key or the device is no longer good
 	}
+}
+
+// permanent says whether a refused publish would be refused again however
+// often it were sent.
+func permanent(err error) bool {
+	switch iotflow.ErrorCode(err) {
+	case iotflow.EINVALID, iotflow.ETOOLARGE, iotflow.ENOTFOUND, iotflow.ECONFLICT:
+		return true
+	}
+	return false
 }
 
 // reasonCode is the MQTT 5 PUBACK reason of an error, with its message.

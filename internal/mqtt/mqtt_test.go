@@ -236,17 +236,24 @@ func TestTelemetryIsStoredBeforePUBACK(t *testing.T) {
 	})
 }
 
-// TestV3RefusalsCloseTheConnection: MQTT 3.1.1 has no negative PUBACK, so
-// what is not stored is never acknowledged: the connection is closed.
-func TestV3RefusalsCloseTheConnection(t *testing.T) {
+// TestV3Refusals: MQTT 3.1.1 has no negative PUBACK. What could be stored
+// later (over a rate limit) is never acknowledged: the connection is
+// closed, and the client sends it again on reconnecting. What can never
+// be stored is acknowledged and dropped, so that the client does not
+// resend it forever; a topic that is not the device's closes the
+// connection.
+func TestV3Refusals(t *testing.T) {
 	forEachStore(t, func(t *testing.T, store iotflow.Store) {
-		limits := &mqtt.Limits{Limiter: ratelimit.NewMemory(), AuthFailures: ratelimit.PerMinute("auth_failures", 100),
-			Telemetry: ratelimit.PerMinute("telemetry", 2), Device: ratelimit.PerMinute("device", 100),
-			Backlog: ratelimit.Limit{Name: "telemetry_backlog", Rate: 1, Period: time.Hour, Burst: 1}}
-		b := startBroker(t, store, func(o *mqtt.Options) { o.Limits = limits; o.MaxBodyBytes = 1024 })
+		limits := func(telemetry int) *mqtt.Limits {
+			return &mqtt.Limits{Limiter: ratelimit.NewMemory(), AuthFailures: ratelimit.PerMinute("auth_failures", 100),
+				Telemetry: ratelimit.PerMinute("telemetry", telemetry), Device: ratelimit.PerMinute("device", 100),
+				Backlog: ratelimit.Limit{Name: "telemetry_backlog", Rate: 1, Period: time.Hour, Burst: 1}}
+		}
+		b := startBroker(t, store, func(o *mqtt.Options) { o.Limits = limits(100); o.MaxBodyBytes = 1024 })
 		id, key := b.register("mqtt-v3")
 		other, _ := b.register("mqtt-v3-other")
 		topic := fmt.Sprintf("iotflow/devices/%d/telemetry", id)
+		c := b.mustConnect("device", key)
 		for name, p := range map[string]struct {
 			topic   string
 			payload any
@@ -255,26 +262,31 @@ func TestV3RefusalsCloseTheConnection(t *testing.T) {
 			"no data":           {topic, map[string]any{"metadata": map[string]any{}}},
 			"too large":         {topic, map[string]any{"data": map[string]any{"blob": strings.Repeat("x", 2000)}}},
 			"a lone surrogate":  {topic, `{"data": {"a": "\ud800"}}`},
-			"another's topic":   {fmt.Sprintf("iotflow/devices/%d/telemetry", other), map[string]any{"data": map[string]any{"t": 1}}},
-			"an unknown topic":  {"sensors/1", map[string]any{"data": map[string]any{"t": 1}}},
 			"an empty batch":    {topic + "/batch", map[string]any{"records": []any{}}},
 			"a command of none": {fmt.Sprintf("iotflow/devices/%d/commands/999999/result", id), map[string]any{"status": "completed"}},
 		} {
-			c := b.mustConnect("device", key)
-			if err := publish(c, p.topic, p.payload); err == nil {
-				t.Errorf("%s: acknowledged", name)
+			if err := publish(c, p.topic, p.payload); err != nil || !c.IsConnected() {
+				t.Errorf("%s: err %v, connected %v; want it acknowledged and dropped", name, err, c.IsConnected())
 			}
-			if c.IsConnected() {
-				t.Errorf("%s: the connection stayed open", name)
+		}
+		for name, p := range map[string]string{
+			"another's topic":  fmt.Sprintf("iotflow/devices/%d/telemetry", other),
+			"an unknown topic": "sensors/1",
+		} {
+			c := b.mustConnect("device", key)
+			if err := publish(c, p, map[string]any{"data": map[string]any{"t": 1}}); err == nil || c.IsConnected() {
+				t.Errorf("%s: err %v, connected %v; want the connection closed unacknowledged", name, err, c.IsConnected())
 			}
 		}
 		if n := len(b.readings(id)) + len(b.readings(other)); n != 0 {
 			t.Errorf("%d readings stored from refused publishes", n)
 		}
+
 		// Over the telemetry limit: two pass, the third is not acknowledged.
+		b = startBroker(t, store, func(o *mqtt.Options) { o.Limits = limits(2) })
 		id, key = b.register("mqtt-v3-limited")
 		topic = fmt.Sprintf("iotflow/devices/%d/telemetry", id)
-		c := b.mustConnect("device", key)
+		c = b.mustConnect("device", key)
 		for i := range 2 {
 			if err := publish(c, topic, map[string]any{"data": map[string]any{"t": i}}); err != nil {
 				t.Fatal(err)
@@ -368,9 +380,13 @@ func TestCommandsOverMQTT(t *testing.T) {
 		if got2.Status != iotflow.CommandCompleted || !jsonEq(got2.Result, `{"uptime":1}`) {
 			t.Errorf("after the answer: %s %s", got2.Status, got2.Result)
 		}
-		// A different answer after the end is refused.
-		if err := publish(c, result, map[string]any{"status": "failed"}); err == nil {
-			t.Error("a different answer after the end was acknowledged")
+		// A different answer after the end is refused: over MQTT 3.1.1 it
+		// is acknowledged and dropped, and changes nothing.
+		if err := publish(c, result, map[string]any{"status": "failed"}); err != nil || !c.IsConnected() {
+			t.Errorf("a different answer after the end: %v, connected %v", err, c.IsConnected())
+		}
+		if got3, _ := b.dl.Command(ctx, waiting.ID); got3.Status != iotflow.CommandCompleted {
+			t.Errorf("a different answer after the end changed the command to %s", got3.Status)
 		}
 	})
 }
@@ -413,8 +429,11 @@ func TestShadowOverMQTT(t *testing.T) {
 			t.Errorf("published on a reported change: %s", m.Payload())
 		case <-time.After(300 * time.Millisecond):
 		}
-		if err := publish(c, fmt.Sprintf("iotflow/devices/%d/shadow/reported", id), `[1]`); err == nil {
-			t.Error("a reported patch that is not an object was acknowledged")
+		if err := publish(c, fmt.Sprintf("iotflow/devices/%d/shadow/reported", id), `[1]`); err != nil {
+			t.Errorf("a reported patch that is not an object: %v, want it acknowledged and dropped", err)
+		}
+		if after, _ := b.dl.Shadow(ctx, id); after.Version != v.Version {
+			t.Errorf("a reported patch that is not an object changed the shadow: version %d, was %d", after.Version, v.Version)
 		}
 	})
 }

@@ -219,6 +219,15 @@ func (s *Service) Heartbeat(ctx context.Context, d *iotflow.Device) time.Time {
 	return now
 }
 
+// Disconnected records that device id's connection (MQTT) ended now: it
+// is seen now and offline from now until it is seen again. It is kept in
+// memory and written with the last_seen times (IOTFLOW_LAST_SEEN_FLUSH),
+// so that 10,000 devices dropping at once cost one transaction; other
+// nodes see it once written.
+func (s *Service) Disconnected(id int64) {
+	s.seen.markOffline(id, s.Now())
+}
+
 // UpdateOwnConfig applies a device's update of its own status, location and
 // versions.
 func (s *Service) UpdateOwnConfig(ctx context.Context, d *iotflow.Device, u iotflow.DeviceUpdate) (*iotflow.Device, error) {

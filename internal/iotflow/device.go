@@ -42,6 +42,9 @@ type Device struct {
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 	LastSeen        *time.Time
+	// OfflineAt is when the device's connection (MQTT) ended, or nil: from
+	// then until it is seen again it is offline, whatever LastSeen says.
+	OfflineAt *time.Time
 
 	// TelemetryCount is the number of stored readings of the device, kept
 	// up to date by the store as readings are inserted.
@@ -53,9 +56,11 @@ type Device struct {
 	ShadowVersion   int64
 }
 
-// IsOnline reports whether the device was seen within timeout before now.
+// IsOnline reports whether the device was seen within timeout before now,
+// and not only up to the end of its connection.
 func (d *Device) IsOnline(now time.Time, timeout time.Duration) bool {
-	return d.LastSeen != nil && now.Sub(*d.LastSeen) <= timeout
+	return d.LastSeen != nil && now.Sub(*d.LastSeen) <= timeout &&
+		(d.OfflineAt == nil || d.OfflineAt.Before(*d.LastSeen))
 }
 
 // NewDevice is what registration supplies.

@@ -78,6 +78,12 @@ type Store interface {
 	// are ignored. One transaction for the whole map.
 	TouchDevices(ctx context.Context, seen map[int64]time.Time) error
 
+	// MarkOffline records when devices' connections ended (an MQTT
+	// disconnect): for each id, OfflineAt becomes the later of its stored
+	// value and the given time, and the device counts as offline until it
+	// is seen after it. Unknown ids are ignored. One transaction.
+	MarkOffline(ctx context.Context, offline map[int64]time.Time) error
+
 	// InsertReadings stores the readings in one transaction and sets their
 	// IDs, increasing as in the slice; it raises each device's
 	// TelemetryCount by its number of new readings. A reading whose

@@ -238,10 +238,21 @@ func (h *hook) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
 	s := h.sessions[cl]
 	delete(h.sessions, cl)
 	h.mu.Unlock()
-	if s != nil {
-		s.stop()
-		h.o.Fleet.Heartbeat(h.ctx, &iotflow.Device{ID: s.device})
+	if s == nil {
+		return
 	}
+	s.stop()
+	h.mu.Lock()
+	another := false
+	for _, o := range h.sessions {
+		another = another || o.device == s.device
+	}
+	h.mu.Unlock()
+	if another { // another connection of the device stays
+		h.o.Fleet.Heartbeat(h.ctx, &iotflow.Device{ID: s.device})
+		return
+	}
+	h.o.Fleet.Disconnected(s.device)
 }
 
 // OnACLCheck keeps a device to its own topics. For writes it is asked of

@@ -511,3 +511,59 @@ func TestDeliveriesEndWithTheConnection(t *testing.T) {
 		}
 	})
 }
+
+// TestConnectionStateIsOnline: a connected device is online; once its
+// connection ends it is offline, on this node at once and in the store
+// once flushed, until it connects again.
+func TestConnectionStateIsOnline(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store iotflow.Store) {
+		b := startBroker(t, store, nil)
+		ctx := context.Background()
+		id, key := b.register("mqtt-online")
+		online := func(what string, want bool) {
+			t.Helper()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				v, err := b.svc.DeviceStatus(ctx, &iotflow.Device{ID: id})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v.IsOnline == want {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: is_online %v, want %v", what, v.IsOnline, want)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := b.svc.FlushSeen(ctx); err != nil {
+				t.Fatal(err)
+			}
+			dash, err := b.svc.Dashboard(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := dash.OnlineDevices == 1; got != want {
+				t.Errorf("%s: the dashboard counts %d online", what, dash.OnlineDevices)
+			}
+		}
+		online("never connected", false)
+		c := b.mustConnect("device", key)
+		online("connected", true)
+		c.Disconnect(100)
+		online("disconnected", false)
+		d, err := store.Device(ctx, id)
+		if err != nil || d.OfflineAt == nil {
+			t.Fatalf("the store holds no offline time: %v, %v", d, err)
+		}
+		c = b.mustConnect("device", key)
+		online("connected again", true)
+		// With two connections, the end of one leaves the device online.
+		c2 := b.mustConnect("device", key)
+		c2.Disconnect(100)
+		time.Sleep(200 * time.Millisecond)
+		online("one of two connections ended", true)
+		c.Disconnect(100)
+		online("both ended", false)
+	})
+}

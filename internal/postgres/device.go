@@ -20,7 +20,7 @@ import (
 // alias devices as d.
 const deviceColumns = `d.id, d.name, d.description, d.device_type, d.status, d.location,
 	d.firmware_version, d.hardware_version, d.created_at, d.updated_at, d.last_seen, d.telemetry_count,
-	d.pending_commands, d.shadow_version`
+	d.pending_commands, d.shadow_version, d.offline_at`
 
 // deviceRow receives deviceColumns; the optional strings may be NULL.
 type deviceRow struct {
@@ -31,7 +31,7 @@ type deviceRow struct {
 func (r *deviceRow) dest() []any {
 	return []any{&r.d.ID, &r.d.Name, &r.description, &r.d.DeviceType, &r.d.Status, &r.location,
 		&r.firmware, &r.hardware, &r.d.CreatedAt, &r.d.UpdatedAt, &r.d.LastSeen, &r.d.TelemetryCount,
-		&r.d.PendingCommands, &r.d.ShadowVersion}
+		&r.d.PendingCommands, &r.d.ShadowVersion, &r.d.OfflineAt}
 }
 
 func (r *deviceRow) device() *iotflow.Device {
@@ -39,6 +39,7 @@ func (r *deviceRow) device() *iotflow.Device {
 	d.Description, d.Location = r.description.String, r.location.String
 	d.FirmwareVersion, d.HardwareVersion = r.firmware.String, r.hardware.String
 	d.CreatedAt, d.UpdatedAt, d.LastSeen = d.CreatedAt.UTC(), d.UpdatedAt.UTC(), utcPtr(d.LastSeen)
+	d.OfflineAt = utcPtr(d.OfflineAt)
 	return &d
 }
 
@@ -257,17 +258,28 @@ func (s *Store) DeleteDevice(ctx context.Context, id int64) (*iotflow.Device, er
 // TouchDevices sets each device's LastSeen to the later of its stored value
 // and the given time, in one transaction; unknown ids are ignored.
 func (s *Store) TouchDevices(ctx context.Context, seen map[int64]time.Time) error {
-	if len(seen) == 0 {
+	return s.touch(ctx, seen, "last_seen", "touch devices")
+}
+
+// MarkOffline moves each device's OfflineAt forward to the given time.
+func (s *Store) MarkOffline(ctx context.Context, offline map[int64]time.Time) error {
+	return s.touch(ctx, offline, "offline_at", "mark devices offline")
+}
+
+// touch moves column of each device of times forward to its time, in one
+// transaction.
+func (s *Store) touch(ctx context.Context, times map[int64]time.Time, column, what string) error {
+	if len(times) == 0 {
 		return nil
 	}
-	ids := slices.Sorted(maps.Keys(seen))
-	times := make([]time.Time, len(ids))
+	ids := slices.Sorted(maps.Keys(times))
+	ts := make([]time.Time, len(ids))
 	for i, id := range ids {
-		times[i] = seen[id]
+		ts[i] = times[id]
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return wrap(ctx, "touch devices: begin", err)
+		return wrap(ctx, what+": begin", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	// Lock the rows in id order first, as InsertReadings does. A lone
@@ -277,13 +289,13 @@ func (s *Store) TouchDevices(ctx context.Context, seen map[int64]time.Time) erro
 	// of its own with a fresh snapshot, only meets rows already locked.
 	if _, err := tx.Exec(ctx, `
 		SELECT id FROM devices WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids); err != nil {
-		return wrap(ctx, "touch devices: lock", err)
+		return wrap(ctx, what+": lock", err)
 	}
 	if _, err := tx.Exec(ctx, `
-		UPDATE devices AS d SET last_seen = GREATEST(coalesce(d.last_seen, v.t), v.t)
+		UPDATE devices AS d SET `+column+` = GREATEST(coalesce(d.`+column+`, v.t), v.t)
 		FROM unnest($1::bigint[], $2::timestamptz[]) AS v(id, t)
-		WHERE d.id = v.id`, ids, times); err != nil {
-		return wrap(ctx, "touch devices", err)
+		WHERE d.id = v.id`, ids, ts); err != nil {
+		return wrap(ctx, what, err)
 	}
-	return wrap(ctx, "touch devices: commit", tx.Commit(ctx))
+	return wrap(ctx, what+": commit", tx.Commit(ctx))
 }

@@ -360,7 +360,7 @@ func (s *Store) Dashboard(ctx context.Context, onlineSince, recentSince time.Tim
 			count(*) FILTER (WHERE status = 'active'),
 			count(*) FILTER (WHERE status = 'inactive'),
 			count(*) FILTER (WHERE status = 'maintenance'),
-			count(*) FILTER (WHERE last_seen >= $1),
+			count(*) FILTER (WHERE last_seen >= $1 AND (offline_at IS NULL OR offline_at < last_seen)),
 			coalesce(sum(telemetry_count), 0)::bigint,
 			(SELECT coalesce(sum(n), 0)::bigint FROM telemetry_hourly WHERE hour >= $3) +
 			(SELECT count(*) FROM telemetry_data WHERE "timestamp" >= $2 AND "timestamp" < $3)

@@ -14,7 +14,7 @@ import (
 // deviceColumns are the columns that scanDevice reads, in its order.
 const deviceColumns = `id, name, description, device_type, status, location,
 	firmware_version, hardware_version, created_at, updated_at, last_seen, telemetry_count,
-	pending_commands, shadow_version`
+	pending_commands, shadow_version, offline_at`
 
 // CreateDevice inserts d and its first API key in one transaction.
 func (s *Store) CreateDevice(ctx context.Context, d *iotflow.Device, key *iotflow.APIKey) error {
@@ -82,7 +82,7 @@ func (s *Store) DeviceByName(ctx context.Context, name string) (*iotflow.Device,
 func (s *Store) DeviceByKeyHash(ctx context.Context, hash string) (*iotflow.Device, *iotflow.APIKey, error) {
 	const q = `SELECT d.id, d.name, d.description, d.device_type, d.status, d.location,
 			d.firmware_version, d.hardware_version, d.created_at, d.updated_at, d.last_seen, d.telemetry_count,
-			d.pending_commands, d.shadow_version,
+			d.pending_commands, d.shadow_version, d.offline_at,
 			k.id, k.device_id, k.key_prefix, k.api_key_hash, k.is_active,
 			k.created_at, k.expires_at, k.last_used_at, k.usage_count, k.revoked_at
 		FROM device_auth k JOIN devices d ON d.id = k.device_id
@@ -195,42 +195,52 @@ func (s *Store) DeleteDevice(ctx context.Context, id int64) (*iotflow.Device, er
 
 // TouchDevices moves each device's LastSeen forward to the given time, never back.
 func (s *Store) TouchDevices(ctx context.Context, seen map[int64]time.Time) error {
-	if len(seen) == 0 {
+	return s.touch(ctx, seen, `UPDATE devices SET last_seen = max(coalesce(last_seen, ?1), ?1) WHERE id = ?2`, "touch devices")
+}
+
+// touch runs q (with ?1 a time and ?2 a device id) for each device of
+// times, in id order, in one transaction.
+func (s *Store) touch(ctx context.Context, times map[int64]time.Time, q, what string) error {
+	if len(times) == 0 {
 		return nil
 	}
-	ids := make([]int64, 0, len(seen))
-	for id := range seen {
+	ids := make([]int64, 0, len(times))
+	for id := range times {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
-		const q = `UPDATE devices SET last_seen = max(coalesce(last_seen, ?1), ?1) WHERE id = ?2`
 		stmt, err := tx.PrepareContext(ctx, q)
 		if err != nil {
-			return wrap("prepare touch devices", err)
+			return wrap("prepare "+what, err)
 		}
 		defer stmt.Close()
 		for _, id := range ids {
-			if _, err := stmt.ExecContext(ctx, micros(seen[id]), id); err != nil {
-				return wrap("touch device", err)
+			if _, err := stmt.ExecContext(ctx, micros(times[id]), id); err != nil {
+				return wrap(what, err)
 			}
 		}
 		return nil
 	})
 }
 
+// MarkOffline moves each device's OfflineAt forward to the given time.
+func (s *Store) MarkOffline(ctx context.Context, offline map[int64]time.Time) error {
+	return s.touch(ctx, offline, `UPDATE devices SET offline_at = max(coalesce(offline_at, ?1), ?1) WHERE id = ?2`, "mark devices offline")
+}
+
 // deviceRow holds the nullable columns of a device while it is scanned.
 type deviceRow struct {
 	description, location, firmware, hardware sql.NullString
 	created, updated                          int64
-	lastSeen                                  sql.NullInt64
+	lastSeen, offline                         sql.NullInt64
 }
 
 // fields returns the scan destinations for deviceColumns.
 func (r *deviceRow) fields(d *iotflow.Device) []any {
 	return []any{&d.ID, &d.Name, &r.description, &d.DeviceType, &d.Status, &r.location,
 		&r.firmware, &r.hardware, &r.created, &r.updated, &r.lastSeen, &d.TelemetryCount,
-		&d.PendingCommands, &d.ShadowVersion}
+		&d.PendingCommands, &d.ShadowVersion, &r.offline}
 }
 
 // fill copies the scanned columns into d.
@@ -238,6 +248,7 @@ func (r *deviceRow) fill(d *iotflow.Device) {
 	d.Description, d.Location = r.description.String, r.location.String
 	d.FirmwareVersion, d.HardwareVersion = r.firmware.String, r.hardware.String
 	d.CreatedAt, d.UpdatedAt, d.LastSeen = fromMicros(r.created), fromMicros(r.updated), fromNullMicros(r.lastSeen)
+	d.OfflineAt = fromNullMicros(r.offline)
 }
 
 // scanDevice reads a row of deviceColumns.

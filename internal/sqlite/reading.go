@@ -236,7 +236,7 @@ func (s *Store) Dashboard(ctx context.Context, onlineSince, recentSince time.Tim
 				coalesce(sum(status = 'active'), 0),
 				coalesce(sum(status = 'inactive'), 0),
 				coalesce(sum(status = 'maintenance'), 0),
-				coalesce(sum(last_seen >= ?), 0),
+				coalesce(sum(last_seen >= ? AND (offline_at IS NULL OR offline_at < last_seen)), 0),
 				coalesce(sum(telemetry_count), 0)
 			FROM devices`
 		err := tx.QueryRowContext(ctx, devices, micros(onlineSince)).Scan(&st.TotalDevices,

@@ -39,12 +39,12 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pending, err := s.PendingMigrations(ctx); err != nil || !slices.Equal(pending, []int{1, 2, 3, 4, 5}) {
-		t.Fatalf("PendingMigrations before Migrate = %v, %v; want [1 2 3 4 5]", pending, err)
+	if pending, err := s.PendingMigrations(ctx); err != nil || !slices.Equal(pending, []int{1, 2, 3, 4, 5, 6}) {
+		t.Fatalf("PendingMigrations before Migrate = %v, %v; want [1 2 3 4 5 6]", pending, err)
 	}
 	applied, err := s.Migrate(ctx)
-	if err != nil || !slices.Equal(applied, []int{1, 2, 3, 4, 5}) {
-		t.Fatalf("first Migrate = %v, %v; want [1 2 3 4 5]", applied, err)
+	if err != nil || !slices.Equal(applied, []int{1, 2, 3, 4, 5, 6}) {
+		t.Fatalf("first Migrate = %v, %v; want [1 2 3 4 5 6]", applied, err)
 	}
 	applied, err = s.Migrate(ctx)
 	if err != nil || len(applied) != 0 {

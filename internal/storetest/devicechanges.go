@@ -209,3 +209,42 @@ func testTouchDevices(t *testing.T, s iotflow.Store) {
 	want.LastSeen = ptr(at(3 * time.Hour))
 	checkDevice(t, "touched device", getDevice(t, s, a.ID), &want)
 }
+
+// testMarkOffline: a device whose connection ended is offline from then,
+// in its own state and in the dashboard's count, until it is seen after.
+func testMarkOffline(t *testing.T, s iotflow.Store) {
+	ctx := t.Context()
+	a := createSimple(t, s, "a")
+	b := createSimple(t, s, "b")
+	online := func(what string, wantA, wantB bool, wantCount int64) {
+		t.Helper()
+		now := at(time.Hour + time.Second)
+		gotA, gotB := getDevice(t, s, a.ID), getDevice(t, s, b.ID)
+		if gotA.IsOnline(now, time.Hour) != wantA || gotB.IsOnline(now, time.Hour) != wantB {
+			t.Errorf("%s: online a=%v b=%v, want %v %v (a seen %v, offline %v)", what,
+				gotA.IsOnline(now, time.Hour), gotB.IsOnline(now, time.Hour), wantA, wantB, gotA.LastSeen, gotA.OfflineAt)
+		}
+		dash, err := s.Dashboard(ctx, at(time.Second), at(0))
+		ok(t, "Dashboard", err)
+		if dash.OnlineDevices != wantCount {
+			t.Errorf("%s: the dashboard counts %d online, want %d", what, dash.OnlineDevices, wantCount)
+		}
+	}
+	ok(t, "TouchDevices", s.TouchDevices(ctx, map[int64]time.Time{a.ID: at(time.Hour), b.ID: at(time.Hour)}))
+	online("both seen", true, true, 2)
+	ok(t, "MarkOffline", s.MarkOffline(ctx, map[int64]time.Time{a.ID: at(time.Hour), 1_000_000: at(time.Hour)}))
+	online("a disconnected when last seen", false, true, 1)
+	if got := getDevice(t, s, a.ID); !sameTime(got.OfflineAt, ptr(at(time.Hour))) || got.OfflineAt.Location() != time.UTC {
+		t.Errorf("OfflineAt %v, want %v in UTC", got.OfflineAt, at(time.Hour))
+	}
+	ok(t, "MarkOffline", s.MarkOffline(ctx, map[int64]time.Time{a.ID: at(time.Minute)}))
+	if got := getDevice(t, s, a.ID); !sameTime(got.OfflineAt, ptr(at(time.Hour))) {
+		t.Errorf("OfflineAt moved back to %v", got.OfflineAt)
+	}
+	ok(t, "MarkOffline", s.MarkOffline(ctx, nil))
+	ok(t, "TouchDevices", s.TouchDevices(ctx, map[int64]time.Time{a.ID: at(time.Hour + time.Millisecond)}))
+	online("a seen again", true, true, 2)
+	want := *b
+	want.LastSeen = ptr(at(time.Hour))
+	checkDevice(t, "a device never offline", getDevice(t, s, b.ID), &want)
+}

@@ -154,8 +154,11 @@ func checkDevice(t *testing.T, what string, got, want *iotflow.Device) {
 	if g.LastSeen != nil {
 		checkUTC(t, what+" LastSeen", *g.LastSeen)
 	}
-	g.CreatedAt, g.UpdatedAt, g.LastSeen = time.Time{}, time.Time{}, nil
-	w.CreatedAt, w.UpdatedAt, w.LastSeen = time.Time{}, time.Time{}, nil
+	if !sameTime(g.OfflineAt, w.OfflineAt) {
+		t.Errorf("%s: offline at %v, want %v", what, g.OfflineAt, w.OfflineAt)
+	}
+	g.CreatedAt, g.UpdatedAt, g.LastSeen, g.OfflineAt = time.Time{}, time.Time{}, nil, nil
+	w.CreatedAt, w.UpdatedAt, w.LastSeen, w.OfflineAt = time.Time{}, time.Time{}, nil, nil
 	if g != w {
 		t.Errorf("%s:\n got %+v\nwant %+v", what, g, w)
 	}

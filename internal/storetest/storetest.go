@@ -26,6 +26,7 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) iotflow.Store) {
 		{"UpdateDeviceName", testUpdateDeviceName},
 		{"DeleteDevice", testDeleteDevice},
 		{"TouchDevices", testTouchDevices},
+		{"MarkOffline", testMarkOffline},
 		{"CreateAPIKey", testCreateAPIKey},
 		{"APIKeys", testAPIKeys},
 		{"RevokeAPIKey", testRevokeAPIKey},

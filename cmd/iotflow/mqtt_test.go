@@ -188,7 +188,7 @@ func TestMQTTAcknowledgedReadingsSurviveSIGKILL(t *testing.T) {
 					break
 				}
 				tok := c.Publish(topic, 1, false, fmt.Sprintf(`{"data":{"retry":1},"message_id":%q}`, msg))
-				if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+				if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
 					t.Fatalf("retry of %s: %v", msg, tok.Error())
 				}
 			}

@@ -54,6 +54,8 @@ type session struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	lastSeen time.Time
+
+	answers answers // its QoS 1 publishes awaiting their PUBACKs
 }
 
 func newHook(srv *mochi.Server, o Options) *hook {
@@ -450,9 +452,12 @@ func (h *hook) publishShadow(s *session, v *downlink.ShadowView) {
 	h.publish(desiredTopic(s.device), body)
 }
 
-// OnPublish stores or applies what a device publishes before the broker
-// acknowledges it: the PUBACK of a reading follows its durable commit,
-// like a 201. Nothing a device publishes is routed to other clients.
+// OnPublish stores or applies what a device publishes before it is
+// acknowledged: the PUBACK of a reading follows its durable commit, like
+// a 201. QoS 1 publishes are answered by the connection's queue of
+// answers (acks.go), in order, so that the connection reads on meanwhile;
+// QoS 0 and 2 are handled here, the broker answering QoS 2 by its own
+// flow. Nothing a device publishes is routed to other clients.
 func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
@@ -461,7 +466,23 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 	if s == nil {
 		return pk, packets.ErrRejectPacket
 	}
-	err := h.handle(s, parseTopic(pk.TopicName), pk.Payload)
+	t := parseTopic(pk.TopicName)
+	if pk.FixedHeader.Qos == 1 {
+		p := &pending{pk: pk}
+		switch t.kind {
+		case kindTelemetry, kindBatch, kindTBTelemetry:
+			p.done = make(chan struct{})
+			go func() {
+				defer close(p.done)
+				p.err = h.handle(s, t, pk.Payload)
+			}()
+		default:
+			p.run = func() error { return h.handle(s, t, pk.Payload) }
+		}
+		h.enqueue(s, p)
+		return pk, packets.ErrRejectPacket // answered by the queue, not the broker
+	}
+	err := h.handle(s, t, pk.Payload)
 	if err == nil {
 		return pk, packets.CodeSuccessIgnore
 	}

@@ -561,3 +561,40 @@ func TestWillsAreNotPublished(t *testing.T) {
 		v.ping("after the will was due")
 	})
 }
+
+// TestPipelinedPublishesAreAnsweredInOrder: a device that keeps many QoS 1
+// publishes in flight gets their PUBACKs in the order it sent them, each
+// only once its reading is stored, a refused one's in its place, and an
+// answer to a command applied after the readings before it.
+func TestPipelinedPublishesAreAnsweredInOrder(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store iotflow.Store) {
+		b := startBroker(t, store, nil)
+		id, key := b.register("v5-pipeline")
+		c := b.mustDialV5("device", key)
+		topic := fmt.Sprintf("iotflow/devices/%d/telemetry", id)
+		var ids []uint16
+		for i := range 60 {
+			payload := any(map[string]any{"data": map[string]any{"i": i}, "message_id": fmt.Sprint("p-", i)})
+			if i == 30 {
+				payload = `{"metadata": {}}` // refused in its place
+			}
+			ids = append(ids, c.publish(topic, 1, payload))
+		}
+		for i, want := range ids {
+			ack := c.expect(packets.Puback, want)
+			wantCode := byte(0)
+			if i == 30 {
+				wantCode = packets.ErrPayloadFormatInvalid.Code
+			}
+			if ack.ReasonCode != wantCode {
+				t.Fatalf("PUBACK %d: %s, want reason %#x", i, describe(ack), wantCode)
+			}
+			if i == len(ids)-1 {
+				if n := len(b.readings(id)); n != 59 {
+					t.Errorf("%d readings stored at the last PUBACK, want 59", n)
+				}
+			}
+		}
+		c.ping("after the pipeline")
+	})
+}

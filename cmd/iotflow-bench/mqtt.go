@@ -204,11 +204,13 @@ func driveMQTT(ctx context.Context, addr string, pid int, ds []mqttDevice, anony
 				tok   paho.Token
 				start time.Time
 			}
-			flights := make(chan flight, window-1)
+			flights := make(chan flight, window)
+			slots := make(chan struct{}, window) // a slot a publish in flight
 			var failed atomic.Bool
 			go func() {
 				defer close(flights)
 				for i := 0; !stop.Load() && !failed.Load() && ctx.Err() == nil; i++ {
+					slots <- struct{}{}
 					body := fmt.Sprintf(`{"data":{"temperature":%d.%d,"humidity":%d,"battery":97},"metadata":{"fw":"1.2.3"},"type":"sensor","message_id":"m-%d-%d-%s"}`,
 						18+i%10, i%10, 40+i%20, w, i, run)
 					flights <- flight{cl.Publish(d.topic, 1, false, body), time.Now()}
@@ -217,6 +219,7 @@ func driveMQTT(ctx context.Context, addr string, pid int, ds []mqttDevice, anony
 			for f := range flights {
 				ok := f.tok.WaitTimeout(30*time.Second) && f.tok.Error() == nil
 				took := time.Since(f.start)
+				<-slots
 				if !ok {
 					firstErr.CompareAndSwap(nil, fmt.Sprint(f.tok.Error()))
 					failed.Store(true) // the connection is gone

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -236,5 +237,79 @@ func TestMQTTOverTLS(t *testing.T) {
 		SetTLSConfig(&tls.Config{}).SetUsername("device").SetPassword(key).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
 	if tok := bad.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
 		t.Error("a client that does not trust the certificate connected")
+	}
+}
+
+// TestMQTTCommandsAcrossNodes: two servers on one PostgreSQL database,
+// with and without Redis; a command issued over HTTP on one reaches a
+// device subscribed over MQTT to the other within a second, and so does a
+// change of its desired shadow.
+func TestMQTTCommandsAcrossNodes(t *testing.T) {
+	if os.Getenv("IOTFLOW_TEST_POSTGRES_URL") == "" {
+		t.Skip("IOTFLOW_TEST_POSTGRES_URL is not set")
+	}
+	carriers := map[string]string{"listen-notify": ""}
+	if u := os.Getenv("IOTFLOW_TEST_REDIS_URL"); u != "" {
+		carriers["redis"] = u
+	}
+	for name, redisURL := range carriers {
+		t.Run(name, func(t *testing.T) {
+			env := backendEnvs(t)["postgres"](t)
+			env["IOTFLOW_ADMIN_TOKEN"] = downlinkAdmin
+			if redisURL != "" {
+				env["REDIS_URL"] = redisURL
+				env["IOTFLOW_REDIS_PREFIX"] = "iotflow-test:" + randomHex(6) + ":"
+			}
+			a, b := startServer(t, env), startServer(t, env)
+			id, key := registerDevice(t, a.base, "MQTT Roamer")
+			m := mqttListenRE.FindStringSubmatch(b.stdout.String())
+			got := make(chan paho.Message, 4)
+			c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + m[1]).SetClientID("roamer").
+				SetUsername("device").SetPassword(key["X-API-Key"]).SetAutoReconnect(false))
+			if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("connect to the other node: %v", tok.Error())
+			}
+			defer c.Disconnect(100)
+			for _, topic := range []string{fmt.Sprintf("iotflow/devices/%d/commands", id), fmt.Sprintf("iotflow/devices/%d/shadow/desired", id)} {
+				if tok := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) { got <- m }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+					t.Fatalf("subscribe %s: %v", topic, tok.Error())
+				}
+			}
+			receive := func(what, topicSuffix string) (paho.Message, time.Time) {
+				t.Helper()
+				for {
+					select {
+					case msg := <-got:
+						if strings.HasSuffix(msg.Topic(), topicSuffix) {
+							return msg, time.Now()
+						}
+					case <-time.After(5 * time.Second):
+						t.Fatalf("no %s on the other node", what)
+					}
+				}
+			}
+			receive("shadow at subscribing", "/shadow/desired")
+			time.Sleep(300 * time.Millisecond) // the delivery loops wait on b
+			for i := range 3 {
+				issued := time.Now()
+				cid := issue(t, a.base, downlinkAdmin, id, map[string]any{"command": fmt.Sprint("hop", i)})
+				msg, at := receive("command", "/commands")
+				if !strings.Contains(string(msg.Payload()), fmt.Sprintf(`"id":%d`, cid)) {
+					t.Fatalf("delivered %s, want command %d", msg.Payload(), cid)
+				}
+				if lag := at.Sub(issued); lag > time.Second {
+					t.Errorf("the command reached the other node's device %v after it was issued", lag)
+				}
+			}
+			patched := time.Now()
+			if code, _ := call(t, "PATCH", fmt.Sprintf("%s/api/v1/admin/devices/%d/shadow", a.base, id),
+				map[string]any{"desired": map[string]any{"rate": 2}}, adminHeader(downlinkAdmin)); code != 200 {
+				t.Fatalf("patch: %d", code)
+			}
+			msg, at := receive("desired change", "/shadow/desired")
+			if !strings.Contains(string(msg.Payload()), `"rate":2`) || at.Sub(patched) > time.Second {
+				t.Errorf("desired change %s after %v", msg.Payload(), at.Sub(patched))
+			}
+		})
 	}
 }

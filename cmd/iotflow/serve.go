@@ -22,7 +22,7 @@ import (
 
 func serveUsage() string {
 	var b strings.Builder
-	b.WriteString("Usage: iotflow serve\n\nRuns the HTTP service. Configuration (environment or ./.env):\n\n")
+	b.WriteString("Usage: iotflow serve\n\nRuns the service: HTTP, and MQTT on IOTFLOW_MQTT_ADDR. Configuration (environment or ./.env):\n\n")
 	for _, s := range config.Settings {
 		def := s.Default
 		if def == "" {

@@ -17,7 +17,7 @@ import (
 const usage = `IoTFlow: where IoT devices connect.
 
 Usage:
-  iotflow [serve]              run the HTTP service (the default)
+  iotflow [serve]              run the service, HTTP and MQTT (the default)
   iotflow migrate              apply database migrations and exit
   iotflow init                 create the three sample devices and print their API keys
   iotflow admin create-token   mint an admin bearer token

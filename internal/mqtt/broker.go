@@ -131,7 +131,9 @@ func New(o Options) (*Broker, error) {
 	caps.WildcardSubAvailable = 1 // v1/devices/me/rpc/request/+
 	srv := mochi.New(&mochi.Options{
 		Capabilities: caps, InlineClient: true, Logger: o.Logger.With("component", "mqtt"),
-		SysTopicResendInterval: 3600, ClientNetReadBufferSize: 2048, ClientNetWriteBufferSize: 2048,
+		// Each connection holds a read and a write buffer: 1 KiB each, as
+		// devices send small packets (a larger one is read through).
+		SysTopicResendInterval: 3600, ClientNetReadBufferSize: 1024, ClientNetWriteBufferSize: 1024,
 	})
 	h := newHook(srv, o)
 	if err := srv.AddHook(h, nil); err != nil {

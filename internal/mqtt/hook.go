@@ -468,18 +468,8 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 	}
 	t := parseTopic(pk.TopicName)
 	if pk.FixedHeader.Qos == 1 {
-		p := &pending{pk: pk}
-		switch t.kind {
-		case kindTelemetry, kindBatch, kindTBTelemetry:
-			p.done = make(chan struct{})
-			go func() {
-				defer close(p.done)
-				p.err = h.handle(s, t, pk.Payload)
-			}()
-		default:
-			p.run = func() error { return h.handle(s, t, pk.Payload) }
-		}
-		h.enqueue(s, p)
+		reading := t.kind == kindTelemetry || t.kind == kindBatch || t.kind == kindTBTelemetry
+		h.enqueue(s, &pending{pk: pk, ordered: !reading, work: func() error { return h.handle(s, t, pk.Payload) }})
 		return pk, packets.ErrRejectPacket // answered by the queue, not the broker
 	}
 	err := h.handle(s, t, pk.Payload)

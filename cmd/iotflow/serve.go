@@ -178,16 +178,17 @@ func ignoreHUP(ctx context.Context, hup <-chan os.Signal, log *slog.Logger) {
 // collections instead of twice (GOGC=400 rather than 100): the service's
 // live heap is small (a few MB), so a collection after every few MB of
 // request garbage costs a tenth of the CPU of a busy node. A soft limit of
-// 448 MiB makes the collector work harder before memory grows past it,
-// within a budget of 500 MB. It sits above what 10,000 MQTT connections
-// or long polls hold (300 to 400 MB, see BENCHMARKS.md): a soft limit
-// below the live memory makes the collector run without pause, and every
-// request waits for it. GOGC and GOMEMLIMIT, when set, win.
+// 432 MiB makes the collector work harder before memory grows past it,
+// within a budget of 500 MB of resident memory. It sits above what 10,000
+// MQTT connections or long polls hold live (300 to 400 MB, see
+// BENCHMARKS.md): a soft limit below the live memory makes the collector
+// run without pause, and every request waits for it. GOGC and GOMEMLIMIT,
+// when set, win.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(448 << 20)
+		debug.SetMemoryLimit(432 << 20)
 	}
 }

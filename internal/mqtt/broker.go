@@ -168,6 +168,7 @@ func (b *Broker) Connected() int64 { return b.hook.connected() }
 // Closing again does nothing.
 func (b *Broker) Close() error {
 	b.closed.Do(func() {
+		b.hook.unblock(time.Second)
 		b.err = b.srv.Close()
 		b.hook.stop()
 	})

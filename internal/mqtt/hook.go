@@ -92,13 +92,27 @@ func (h *hook) start() {
 }
 
 func (h *hook) stop() {
-	h.cancel()
 	h.mu.Lock()
+	h.cancel()
 	for _, s := range h.sessions {
 		s.stop()
+		s.cl.Stop(packets.ErrServerShuttingDown) // one accepted while the broker closed, too
 	}
 	h.mu.Unlock()
 	h.wg.Wait()
+}
+
+// unblock bounds the writes to every client from now on by d: the broker
+// says goodbye to each client on closing, under the client's write lock,
+// which a client that stopped reading would hold for ever.
+func (h *hook) unblock(d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for cl := range h.sessions {
+		if cl.Net.Conn != nil {
+			_ = cl.Net.Conn.SetWriteDeadline(time.Now().Add(d))
+		}
+	}
 }
 
 func (h *hook) markSeen() {
@@ -202,6 +216,16 @@ func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 	s := &session{cl: cl, device: d.ID, key: credentials(pk), subs: map[kind]bool{}, loops: map[string]func(){}}
 	s.ctx, s.cancel = context.WithCancel(h.ctx)
 	h.mu.Lock()
+	if h.ctx.Err() != nil { // the broker closed while the key was looked up
+		h.mu.Unlock()
+		code := refuseDown.v5
+		if cl.Properties.ProtocolVersion < 5 {
+			code = refuseDown.v3
+		}
+		code.Reason = "The service is shutting down"
+		_ = h.srv.SendConnack(cl, code, false, nil)
+		return code
+	}
 	h.sessions[cl] = s
 	h.mu.Unlock()
 	h.o.Fleet.Heartbeat(ctx, d)

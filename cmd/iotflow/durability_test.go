@@ -109,7 +109,6 @@ func TestAcknowledgedReadingsSurviveSIGKILL(t *testing.T) {
 	for name, envFor := range backendEnvs(t) {
 		t.Run(name, func(t *testing.T) {
 			env := envFor(t)
-			env["TELEMETRY_RATE_LIMIT_PER_MINUTE"] = "100000000" // the load, not the limit, until the kill
 			srv := startChild(t, env)
 			code, reg := call(t, "POST", srv.base+"/api/v1/devices/register", map[string]string{"name": "Crash Test", "device_type": "sensor"}, nil)
 			if code != 201 {

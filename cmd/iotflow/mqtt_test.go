@@ -120,7 +120,6 @@ func TestMQTTAcknowledgedReadingsSurviveSIGKILL(t *testing.T) {
 	for name, envFor := range backendEnvs(t) {
 		t.Run(name, func(t *testing.T) {
 			env := envFor(t)
-			env["TELEMETRY_RATE_LIMIT_PER_MINUTE"] = "100000000" // the load, not the limit, until the kill
 			srv := startChild(t, env)
 			m := mqttListenRE.FindStringSubmatch(srv.out.String())
 			if m == nil {

@@ -168,6 +168,9 @@ func (b *Broker) Connected() int64 { return b.hook.connected() }
 // Closing again does nothing.
 func (b *Broker) Close() error {
 	b.closed.Do(func() {
+		// Ours first: mochi's Close waits for every connection to end, and
+		// knows nothing yet of one whose CONNECT is being authenticated.
+		b.hook.closing()
 		b.hook.unblock(time.Second)
 		b.err = b.srv.Close()
 		b.hook.stop()

@@ -91,14 +91,21 @@ func (h *hook) start() {
 	}()
 }
 
-func (h *hook) stop() {
+// closing refuses every CONNECT from now on (OnConnect checks h.ctx under
+// h.mu) and ends the connections of every session, so that nothing is
+// acknowledged after and nothing keeps the broker's Close waiting.
+func (h *hook) closing() {
 	h.mu.Lock()
 	h.cancel()
 	for _, s := range h.sessions {
 		s.stop()
-		s.cl.Stop(packets.ErrServerShuttingDown) // one accepted while the broker closed, too
+		s.cl.Stop(packets.ErrServerShuttingDown)
 	}
 	h.mu.Unlock()
+}
+
+func (h *hook) stop() {
+	h.closing()
 	h.wg.Wait()
 }
 

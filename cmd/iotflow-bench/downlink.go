@@ -382,7 +382,7 @@ func registerMany(ctx context.Context, url string, n, conns int) ([]string, []in
 					errs <- ctx.Err()
 					return
 				}
-				body := fmt.Sprintf(`{"name":"poll-%s-%d","device_type":"sensor"}`, run, i)
+				body := fmt.Sprintf(`{"name":"bench-%s-%d","device_type":"sensor","location":"bench"}`, run, i)
 				var out struct {
 					Device struct {
 						ID     int64  `json:"id"`

@@ -47,11 +47,7 @@ func TestDownlinkBench(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the server")
 	}
-	bin := filepath.Join(t.TempDir(), "iotflow")
-	build := exec.Command("go", "build", "-o", bin, "../iotflow")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildServer(t)
 	out, errOut, err := runCmd(t, map[string]string{"PATH": os.Getenv("PATH")},
 		"downlink", "--server", bin, "--samples", "5", "--polls", "50", "--poll-samples", "5")
 	if err != nil {
@@ -67,4 +63,14 @@ func TestDownlinkBench(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// buildServer builds the iotflow binary for a test that starts it.
+func buildServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "iotflow")
+	if out, err := exec.Command("go", "build", "-o", bin, "../iotflow").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -87,23 +87,7 @@ var benchClient = &http.Client{Timeout: 30 * time.Second}
 
 // registerDevices registers n devices and returns their keys and ids.
 func registerDevices(ctx context.Context, url string, n int) ([]string, []int64, error) {
-	run := randomHex(4)
-	keys, ids := make([]string, n), make([]int64, n)
-	for i := range n {
-		body := fmt.Sprintf(`{"name":"bench-%s-%d","device_type":"sensor","location":"bench"}`, run, i)
-		var out struct {
-			Device struct {
-				ID     int64  `json:"id"`
-				APIKey string `json:"api_key"`
-			} `json:"device"`
-		}
-		status, err := postJSON(ctx, url+"/api/v1/devices/register", "", []byte(body), &out)
-		if err != nil || status != http.StatusCreated {
-			return nil, nil, fmt.Errorf("register bench device: status %d: %v", status, err)
-		}
-		keys[i], ids[i] = out.Device.APIKey, out.Device.ID
-	}
-	return keys, ids, nil
+	return registerMany(ctx, url, n, 1)
 }
 
 func postJSON(ctx context.Context, url, key string, body []byte, out any) (int, error) {

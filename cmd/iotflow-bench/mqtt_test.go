@@ -2,8 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -30,10 +28,7 @@ func TestMQTTBench(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the server")
 	}
-	bin := filepath.Join(t.TempDir(), "iotflow")
-	if out, err := exec.Command("go", "build", "-o", bin, "../iotflow").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildServer(t)
 	out, errOut, err := runCmd(t, map[string]string{"PATH": os.Getenv("PATH")},
 		"mqtt", "--server", bin, "--rounds", "1", "--duration", "1s", "--warm", "200ms", "--connections", "2",
 		"--window", "4", "--mosquitto", "", "--devices", "20", "--every", "500ms", "--fleet-duration", "2s")

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -109,11 +108,7 @@ func TestSimulate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the server")
 	}
-	bin := filepath.Join(t.TempDir(), "iotflow")
-	build := exec.Command("go", "build", "-o", bin, "../iotflow")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildServer(t)
 	srv, err := startServer(context.Background(), env{getenv: os.Getenv, stdout: t.Output(), stderr: t.Output()}, serverFlags{server: bin})
 	if err != nil {
 		t.Fatal(err)

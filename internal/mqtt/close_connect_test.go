@@ -40,8 +40,9 @@ func (g *rvGatedStore) DeviceByKeyHash(ctx context.Context, hash string) (*iotfl
 	return d, k, err
 }
 
-// rvConnect opens a connection and sends an MQTT 5 CONNECT.
-func rvConnect(t *testing.T, addr, user, pass string, keepalive uint16) (net.Conn, *v5client) {
+// rawConnect opens a connection and sends an MQTT 5 CONNECT with the given
+// credentials and keep-alive; the CONNACK is left to the caller.
+func rawConnect(t *testing.T, addr, user, pass string, keepalive uint16) (net.Conn, *v5client) {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, readWait)
 	if err != nil {
@@ -76,7 +77,7 @@ func TestCloseRefusesAConnectUnderWay(t *testing.T) {
 		g.mu.Lock()
 		g.gate, g.waiting = make(chan struct{}), make(chan struct{}, 1)
 		g.mu.Unlock()
-		conn, c := rvConnect(t, b.addr, fmt.Sprint(id), key, 0)
+		conn, c := rawConnect(t, b.addr, fmt.Sprint(id), key, 0)
 		select {
 		case <-g.waiting:
 		case <-time.After(readWait):

@@ -1,7 +1,6 @@
 package mqtt_test
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net"
@@ -13,31 +12,6 @@ import (
 	"github.com/iotflow/iotflow/internal/iotflow"
 )
 
-// rawConnect opens a connection and sends an MQTT 5 CONNECT with the given
-// credentials and keep-alive; the CONNACK is left to the caller.
-func rawConnect(t *testing.T, addr, user, pass string, keepalive uint16) net.Conn {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, readWait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	pk := packets.Packet{
-		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
-		ProtocolVersion: 5,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: fmt.Sprintf("rv-%d", time.Now().UnixNano()),
-			Clean: true, Keepalive: keepalive, UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass)},
-	}
-	var buf bytes.Buffer
-	if err := pk.ConnectEncode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Write(buf.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	return conn
-}
-
 // TestCloseDoesNotWaitForAStalledClient: a client that stops reading
 // (keep-alive 0: mochi sets no deadline) must not hold up Broker.Close,
 // though mochi says goodbye to each client under its write lock, held by
@@ -46,8 +20,7 @@ func TestCloseDoesNotWaitForAStalledClient(t *testing.T) {
 	forEachStore(t, func(t *testing.T, store iotflow.Store) {
 		b := startBroker(t, store, nil)
 		id, key := b.register("rv-stall")
-		conn := rawConnect(t, b.addr, fmt.Sprint(id), key, 0)
-		c := &v5client{t: t, conn: conn, r: bufioReader(conn)}
+		conn, c := rawConnect(t, b.addr, fmt.Sprint(id), key, 0)
 		c.expect(packets.Connack, 0)
 		if tc, ok := conn.(*net.TCPConn); ok {
 			_ = tc.SetReadBuffer(4096)
@@ -72,5 +45,3 @@ func TestCloseDoesNotWaitForAStalledClient(t *testing.T) {
 		}
 	})
 }
-
-func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
